@@ -1,0 +1,36 @@
+# Set-up and entry points. `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+
+.PHONY: demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# Runtime only (numpy, scipy, numba, opencv): enough for the geometry and the demo.
+$(VENV)/.base: $(BIN)/python setup.py
+	$(PIP) install -q -e .
+	touch $@
+
+# Everything the tests need. torch first, pinned to the CPU wheel on local disk,
+# so that kornia's unpinned torch requirement never pulls a CUDA build.
+$(VENV)/.full: $(VENV)/.base
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[gpu,dev]"
+	touch $@
+
+demo: $(VENV)/.base
+	$(BIN)/epigeo demo
+
+test: $(VENV)/.full
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+bench: $(VENV)/.full
+	-$(PIP) install -q -e ".[bench]"
+	$(BIN)/python -m benchmarks all --quick
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,101 @@
+"""One table format for every benchmark: markdown on stdout, plus JSON and a PNG beside it."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["format_table", "write_report", "machine_info", "timed"]
+
+
+def machine_info() -> dict:
+    """What the figures were measured on."""
+    import numba
+    info = {"python": platform.python_version(), "machine": platform.machine(),
+            "cpu_count": os.cpu_count(), "numba_threads": numba.get_num_threads(),
+            "numpy": np.__version__, "date": time.strftime("%Y-%m-%d %H:%M")}
+    try:
+        import cv2
+        info["opencv"] = cv2.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return info
+
+
+def timed(fn, *args, repeat: int = 1, **kwargs):
+    """Run ``fn`` ``repeat`` times; returns ``(last result, median seconds)``."""
+    times, out = [], None
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        out = fn(*args, **kwargs)
+        times.append(time.perf_counter() - t0)
+    return out, float(np.median(times))
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        if not np.isfinite(v):
+            return "—"
+        a = abs(v)
+        if a >= 1000:
+            return f"{v:,.0f}"
+        if a >= 10:
+            return f"{v:.1f}"
+        if a >= 0.01 or a == 0:
+            return f"{v:.3g}" if a < 1 else f"{v:.2f}"
+        return f"{v:.2e}"
+    return str(v)
+
+
+def format_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """Markdown table of ``rows`` (dicts) with ``columns`` (default: keys of the first row)."""
+    if not rows:
+        return "(no rows)"
+    columns = columns or list(rows[0])
+    out = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |")
+    return "\n".join(out)
+
+
+def write_report(name: str, rows: list[dict], out_dir, *, columns: list[str] | None = None,
+                 title: str = "", notes: dict | None = None,
+                 plot: tuple[str, str] | None = None) -> str:
+    """Print and save a benchmark table.
+
+    Writes ``out_dir/name.md``, ``out_dir/name.json`` (rows, notes, machine info) and, with
+    ``plot=(label_column, value_column)``, a horizontal bar chart ``out_dir/name.png``.
+    Returns the markdown.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = (f"### {title or name}\n\n" + format_table(rows, columns) + "\n")
+    if notes:
+        md += "\n" + "\n".join(f"- {k}: {v}" for k, v in notes.items()) + "\n"
+    (out_dir / f"{name}.md").write_text(md)
+    clean = [{k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in r.items()}
+             for r in rows]
+    (out_dir / f"{name}.json").write_text(json.dumps(
+        {"name": name, "title": title, "rows": clean, "notes": notes or {},
+         "machine": machine_info()}, indent=2, default=str))
+    if plot is not None:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        lab, val = plot
+        pts = [(str(r.get(lab)), float(r[val])) for r in rows
+               if isinstance(r.get(val), (int, float, np.number)) and np.isfinite(r[val])]
+        if pts:
+            fig, ax = plt.subplots(figsize=(7, 0.45 * len(pts) + 1.2))
+            ax.barh([p[0] for p in pts][::-1], [p[1] for p in pts][::-1])
+            ax.set_xlabel(val)
+            ax.set_title(title or name)
+            fig.tight_layout()
+            fig.savefig(out_dir / f"{name}.png", dpi=100)
+            plt.close(fig)
+    print(md, flush=True)
+    return md

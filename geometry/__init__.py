@@ -1,0 +1,13 @@
+"""epigeo.geometry — batched multi-view geometry (numpy + Numba; torch variants in ``geometry.torch``).
+
+Conventions (OpenCV's): pixels ``(..., N, 2)`` float64, leading dims are independent problems;
+``x_cam = R X + t``; relative pose ``X2 = R X1 + t`` with ``|t| = 1``; ``x2ᵀ F x1 = 0``;
+``E = K2ᵀ F K1``. Results are frozen dataclasses with a ``valid`` field.
+"""
+from .camera import (camera_centers, compose_poses, direction_error_deg, distort_normalized,
+                     essential_from_pose, fundamental_from_pose, invert_pose, look_at,
+                     matrix_to_rodrigues, project_points, projection_matrix, relative_pose,
+                     rodrigues_to_matrix, rotation_error_deg, skew, undistort_points)
+from .synthetic import (MultiViewScene, Rig, TwoViewScene, human_like_points, make_multiview_scene,
+                        make_random_rig, make_ring_rig, make_two_view_scene,
+                        two_view_from_multiview)
