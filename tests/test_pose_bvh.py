@@ -79,4 +79,5 @@ def test_cmu_clips_rigid_and_upright(shared_data, k):
     sp = np.linalg.norm(v, axis=1)
     moving = sp > np.median(sp)
     cos = np.sum(fwd * v, 1)[moving] / np.linalg.norm(fwd, axis=1)[moving] / sp[moving]
-    assert np.median(cos) > 0.8  # walks forward, not backward: left/right kept
+    if k in (1, 2):  # "start, walk, stop": walks forward, not backward (left/right kept)
+        assert np.median(cos) > 0.8
