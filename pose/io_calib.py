@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from geometry.camera import matrix_to_rodrigues, rodrigues_to_matrix
 from geometry.synthetic import Rig
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10 with the tomli backport
+    import tomli as tomllib
 
 __all__ = ["Calibration", "read_calibration_toml", "write_calibration_toml"]
 

@@ -145,3 +145,39 @@ def test_pss_perfect_and_saved(tmp_path):
     np.savez(tmp_path / "bad.npz", other=np.zeros(3))
     with pytest.raises(ValueError, match="centres"):
         load_pss(tmp_path / "bad.npz")
+
+
+def test_pss_k50_degrades_with_noise():
+    from pose import make_people
+    d = make_people(3, frames_per_clip=80, seed=2, noise=None)
+    model = fit_pss(d.X, k=50, seed=1)
+    assert model.k == 50
+    rng = np.random.default_rng(0)
+    scores = [pss(d.X + rng.normal(0, s, d.X.shape), d.X, model) for s in (0.0, 0.03, 0.3)]
+    assert scores[0] == 1.0 and scores[0] > scores[1] > scores[2]
+    with pytest.raises(ValueError, match="k=50"):
+        fit_pss(d.X[:10], k=50)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 8), st.data())
+def test_metrics_never_crash_and_stay_in_range(B, J, data):
+    vals = st.one_of(st.floats(-10, 10, width=64), st.just(np.nan))
+    pred = data.draw(arrays(np.float64, (B, J, 3), elements=vals))
+    gt = data.draw(arrays(np.float64, (B, J, 3), elements=vals))
+    root = data.draw(st.sampled_from([None, 0]))
+    for fn in (mpjpe, n_mpjpe, pa_mpjpe):
+        v = fn(pred, gt, root=root)
+        assert v.shape == (B,)
+        assert np.all(np.isnan(v) | (v >= 0))
+    p = pck3d(pred, gt, root=root)
+    a = auc(pred, gt, root=root)
+    ok = ~np.isnan(p)
+    assert np.all((p[ok] >= 0) & (p[ok] <= 1)) and np.all(a[ok] <= p[ok] + 1e-12)
+    # a pose with any finite joint pair is scored; exact copies score 0 error
+    fin = np.isfinite(gt).all(-1)
+    np.testing.assert_allclose(mpjpe(np.where(fin[..., None], gt, np.nan), gt)[fin.any(-1)], 0)

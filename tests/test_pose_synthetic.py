@@ -102,3 +102,26 @@ def test_rigs_and_distortion_stay_in_view():
         make_people(1, ("dance",))
     with pytest.raises(ValueError, match="dist"):
         make_people(1, dist=np.zeros((3, 5)))
+
+
+def test_distorted_projection_matches_opencv():
+    import cv2
+    rig = make_people_rig("portrait", seed=2)
+    dist = random_distortion(4, seed=3)
+    d = make_people(1, ("reach",), 20, rig=rig, dist=dist, seed=0)
+    for c in range(4):
+        rvec = cv2.Rodrigues(rig.R[c])[0]
+        ref, _ = cv2.projectPoints(d.X.reshape(-1, 1, 3), rvec, rig.t[c], rig.K[c], dist[c])
+        np.testing.assert_allclose(d.x_clean[c].reshape(-1, 2), ref.reshape(-1, 2), atol=1e-6)
+
+
+def test_confidence_tracks_detection_quality():
+    d = make_people(1, ("walk", "turn"), 100, noise=DetectorNoise(outlier_ratio=0.1, swap_ratio=0.05),
+                    seed=3)
+    good = d.visible & ~d.outlier & ~d.swapped
+    assert d.confidence[good].mean() > d.confidence[d.outlier].mean() + 0.3
+    assert np.all((d.confidence[d.visible] > 0) & (d.confidence[d.visible] <= 1))
+    with pytest.raises(ValueError, match="outlier_ratio"):
+        DetectorNoise(outlier_ratio=1.5)
+    with pytest.raises(ValueError, match="x_clean"):
+        apply_detector_noise(np.zeros((4, 10, 17)), DetectorNoise(), image_size=(10, 10))
