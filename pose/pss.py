@@ -81,10 +81,15 @@ def fit_pss(gt, k: int = 50, *, root: int = 0, seed: int = 0, iterations: int = 
     return PSSModel(centres=np.ascontiguousarray(centres), root=root)
 
 
-def pss(pred, gt, model: PSSModel) -> float:
-    """Fraction of poses ``pred (..., J, 3)`` whose cluster matches that of ``gt``."""
+def pss(pred, gt, model: PSSModel | int = 50, *, seed: int = 0) -> float:
+    """Fraction of poses ``pred (..., J, 3)`` whose cluster matches that of ``gt``.
+
+    ``model``: fitted centres (reuse them to compare runs), or ``k`` to fit them on ``gt`` now.
+    """
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
     if pred.shape != gt.shape:
         raise ValueError(f"pred: expected shape {gt.shape} (like gt), got shape {pred.shape}")
+    if not isinstance(model, PSSModel):
+        model = fit_pss(gt.reshape((-1,) + gt.shape[-2:]), int(model), seed=seed)
     return float(np.mean(model.assign(pred) == model.assign(gt)))

@@ -19,7 +19,7 @@ import numpy as np
 
 __all__ = [
     "Skeleton", "H36M_17", "COCO_17", "MPII_16", "BODY_25", "BODY_25B", "COMMON_12",
-    "SKELETONS", "get_skeleton", "joint_map", "map_joints", "bone_lengths", "flip_left_right",
+    "SKELETONS", "MPII_FILE_ORDER", "JOINT_MAPS", "get_skeleton", "joint_map", "map_joints", "bone_lengths", "flip_left_right",
 ]
 
 

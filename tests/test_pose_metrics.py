@@ -155,6 +155,7 @@ def test_pss_k50_degrades_with_noise():
     rng = np.random.default_rng(0)
     scores = [pss(d.X + rng.normal(0, s, d.X.shape), d.X, model) for s in (0.0, 0.03, 0.3)]
     assert scores[0] == 1.0 and scores[0] > scores[1] > scores[2]
+    assert pss(d.X, d.X, 20) == 1.0
     with pytest.raises(ValueError, match="k=50"):
         fit_pss(d.X[:10], k=50)
 

@@ -74,3 +74,15 @@ def test_flip_left_right_mirrors_and_preserves_bones(rng):
     np.testing.assert_allclose(flip_left_right(F, H36M_17), X)
     u = flip_left_right(np.full((17, 2), 10.0), H36M_17, width=100)
     assert np.all(u[:, 0] == 89.0)
+
+
+def test_mpii_file_order():
+    from pose.skeletons import MPII_FILE_ORDER
+    file_names = ["r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax",
+                  "upper_neck", "head_top", "r_wrist", "r_elbow", "r_shoulder", "l_shoulder",
+                  "l_elbow", "l_wrist"]
+    ours = [n.lower().replace("upperneck", "upper_neck").replace("headtop", "head_top")
+            for n in MPII_16.names]
+    ours = [("r_" + n[1:]) if n[0] == "r" and n not in ("upper_neck",) else
+            ("l_" + n[1:]) if n[0] == "l" else n for n in ours]
+    assert [ours[k] for k in MPII_FILE_ORDER] == file_names
