@@ -5,7 +5,8 @@ A BVH file is a ``HIERARCHY`` of joints (``OFFSET`` from the parent in the paren
 table (one line of channel values per frame). Forward kinematics: a joint's local rotation is the
 product of its rotation channels in listed order (``Zrotation Yrotation Xrotation`` →
 ``Rz Ry Rx``); ``G_j = G_parent R_j`` and ``p_j = p_parent + G_parent (offset_j + position
-channels)`` (the root: ``offset + position channels``). End sites become joints named ``<parent>_End``.
+channels)`` (the root: ``offset + position channels``). End sites become joints named
+``<parent>_End``.
 
 :func:`bvh_to_h36m` maps the CMU skeleton (as in ``../shared/data/cmu_mocap_131``, Y up, metres)
 onto Human3.6M-17 with z up (``(x, y, z)_out = (x, -z, y)_bvh``), metres.

@@ -125,7 +125,8 @@ def write_calibration_toml(path, calib: Calibration | None = None, *, names=None
         Rm = np.asarray(R, dtype=np.float64)
         Rm = rodrigues_to_matrix(Rm) if Rm.shape == (C, 3) else Rm
         calib = Calibration(
-            names=tuple(names) if names is not None else tuple(f"cam_{i + 1:02d}" for i in range(C)),
+            names=(tuple(names) if names is not None
+                   else tuple(f"cam_{i + 1:02d}" for i in range(C))),
             image_size=np.broadcast_to(np.asarray(image_size, float), (C, 2)),
             K=K, dist=np.zeros((C, 4)) if dist is None else np.asarray(dist, dtype=np.float64),
             R=Rm, t=np.asarray(t, dtype=np.float64))

@@ -1,8 +1,9 @@
 """OpenPose JSON keypoints: one file per frame per camera.
 
 A file holds ``{"people": [{"pose_keypoints_2d": [u0, v0, c0, u1, v1, c1, ...]}, ...]}``;
-a joint OpenPose did not find is ``0, 0, 0``; a person with an empty ``pose_keypoints_2d`` list is skipped. Readers return float64 ``[u, v, confidence]``
-arrays in that same convention (missing = all three zero), frames in sorted file-name order.
+a joint OpenPose did not find is ``0, 0, 0``; a person with an empty ``pose_keypoints_2d``
+list is skipped. Readers return float64 ``[u, v, confidence]`` arrays in that same convention
+(missing = all three zero), frames in sorted file-name order.
 
 The main subject of a frame is the person with the largest bounding box of their detected
 joints (confidence > 0), as in ``pose2sim_demo.npz``; a frame with nobody is all zeros.

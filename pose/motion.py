@@ -28,7 +28,8 @@ REST_OFFSETS = np.array([
     [0, 0, -0.44], [0, 0.01, 0.23], [0, 0, 0.25], [0, -0.05, 0.10], [0, 0.03, 0.12],
     [0.16, 0, -0.02], [0, 0, -0.28], [0, 0, -0.25], [-0.16, 0, -0.02], [0, 0, -0.28],
     [0, 0, -0.25]], dtype=np.float64)
-_SEGMENT = np.array([0, 4, 1, 1, 4, 1, 1, 2, 2, 2, 2, 3, 5, 5, 3, 5, 5])  # hip-w, leg, torso, sh-w, arm
+# Proportion factor per joint offset: 1 leg, 2 torso/head, 3 shoulder width, 4 hip width, 5 arm.
+_SEGMENT = np.array([0, 4, 1, 1, 4, 1, 1, 2, 2, 2, 2, 3, 5, 5, 3, 5, 5])
 
 # Anatomical angles (degrees): flexion, abduction, twist → Euler angles about x, y, z of the
 # parent frame. Sign tables turn "flexion" into the right rotation for each joint.

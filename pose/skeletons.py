@@ -19,7 +19,8 @@ import numpy as np
 
 __all__ = [
     "Skeleton", "H36M_17", "COCO_17", "MPII_16", "BODY_25", "BODY_25B", "COMMON_12",
-    "SKELETONS", "MPII_FILE_ORDER", "JOINT_MAPS", "get_skeleton", "joint_map", "map_joints", "bone_lengths", "flip_left_right",
+    "SKELETONS", "MPII_FILE_ORDER", "JOINT_MAPS", "get_skeleton", "joint_map", "map_joints",
+    "bone_lengths", "flip_left_right",
 ]
 
 
@@ -201,7 +202,8 @@ def get_skeleton(skeleton) -> Skeleton:
     try:
         return SKELETONS[str(skeleton).lower()]
     except KeyError:
-        raise ValueError(f"skeleton: expected one of {sorted(SKELETONS)}, got {skeleton!r}") from None
+        raise ValueError(f"skeleton: expected one of {sorted(SKELETONS)}, "
+                         f"got {skeleton!r}") from None
 
 
 # Joints of a target format that are not a joint of the source format, written as weighted sums
@@ -264,7 +266,7 @@ def joint_map(src, dst) -> np.ndarray:
 
 
 def map_joints(x, src, dst, confidence=None):
-    """Convert keypoints ``x (..., J_src, D)`` from skeleton ``src`` to ``dst`` → ``(..., J_dst, D)``.
+    """Convert keypoints ``x (..., J_src, D)`` from ``src`` to ``dst``: ``(..., J_dst, D)``.
 
     NaN (missing) propagates into every joint it contributes to. With ``confidence (..., J_src)``
     returns ``(x_dst, confidence_dst)``: a synthesised joint gets the minimum confidence of its

@@ -59,7 +59,7 @@ class SyntheticPeople:
 
     @property
     def keypoints(self) -> np.ndarray:
-        """Detections as OpenPose-style ``(C, T, J, 3)`` ``[u, v, confidence]``, zeros if missing."""
+        """Detections as OpenPose-style ``(C, T, J, 3)`` ``[u, v, confidence]`` (0 if missing)."""
         kp = np.concatenate([np.nan_to_num(self.x, nan=0.0), self.confidence[..., None]], -1)
         kp[~self.visible] = 0.0
         return kp

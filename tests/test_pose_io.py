@@ -13,19 +13,20 @@ from pose.io_openpose import (read_openpose_cameras, read_openpose_folder, read_
                               write_openpose_json)
 
 DEMO = "pose2sim_demo"
-TRIALS = {"balancing": "Demo/S00_Demo_Session/S00_P00_SingleParticipant/S00_P00_T01_BalancingTrial",
-          "static": "Demo/S00_Demo_Session/S00_P00_SingleParticipant/S00_P00_T00_StaticTrial",
+SINGLE = "Demo/S00_Demo_Session/S00_P00_SingleParticipant/"
+TRIALS = {"balancing": SINGLE + "S00_P00_T01_BalancingTrial",
+          "static": SINGLE + "S00_P00_T00_StaticTrial",
           "multi": "S00_Demo_BatchSession/S00_P01_MultiParticipants/S00_P01_T02_Participants1-2"}
 
 
 @pytest.mark.parametrize("trial", ["balancing", "static"])
 def test_raw_openpose_reproduces_demo_npz(shared_data, trial):
     ref = np.load(shared_data / DEMO / "pose2sim_demo.npz")
-    kp, names = read_openpose_cameras(shared_data / DEMO / "raw" / "Pose2Sim" / TRIALS[trial] / "pose")
+    folder = shared_data / DEMO / "raw" / "Pose2Sim" / TRIALS[trial] / "pose"
+    kp, names = read_openpose_cameras(folder)
     assert names == ["cam01", "cam02", "cam03", "cam04"]
     np.testing.assert_allclose(kp, ref[f"{trial}_kp2d"], atol=1e-4)  # npz is float32
-    allp, _ = read_openpose_cameras(shared_data / DEMO / "raw" / "Pose2Sim" / TRIALS[trial] / "pose",
-                                    all_people=True)
+    allp, _ = read_openpose_cameras(folder, all_people=True)
     np.testing.assert_allclose(allp, ref[f"{trial}_kp2d_all_people"], atol=1e-4)
     assert tuple(ref["joint_names"]) == BODY_25B.names
     missing = kp[..., 2] == 0
@@ -34,8 +35,8 @@ def test_raw_openpose_reproduces_demo_npz(shared_data, trial):
 
 def test_raw_multi_person_matches_all_people(shared_data):
     ref = np.load(shared_data / DEMO / "pose2sim_demo.npz")["multi_kp2d_all_people"]
-    allp, _ = read_openpose_cameras(shared_data / DEMO / "raw" / "Pose2Sim" / TRIALS["multi"] / "pose",
-                                    all_people=True)
+    folder = shared_data / DEMO / "raw" / "Pose2Sim" / TRIALS["multi"] / "pose"
+    allp, _ = read_openpose_cameras(folder, all_people=True)
     np.testing.assert_allclose(allp, ref, atol=1e-4)
 
 

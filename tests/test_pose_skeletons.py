@@ -15,7 +15,8 @@ def test_skeleton_is_a_tree_with_consistent_pairs(name):
     perm = sk.symmetry
     np.testing.assert_array_equal(perm[perm], np.arange(sk.num_joints))
     for a, b in sk.flip_pairs:
-        assert sk.names[a][0] == "L" and sk.names[b][0] == "R" and sk.names[a][1:] == sk.names[b][1:]
+        assert sk.names[a][0] == "L" and sk.names[b][0] == "R"
+        assert sk.names[a][1:] == sk.names[b][1:]
     # every joint reaches the root
     for j in range(sk.num_joints):
         seen = 0

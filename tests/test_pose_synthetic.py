@@ -49,7 +49,8 @@ def test_squat_bends_knees_forward():
 def test_make_people_shapes_truth_and_noise_rates():
     d = make_people(2, frames_per_clip=100, seed=4)
     C, T = 4, 2 * len(MOTIONS) * 100
-    assert d.X.shape == (T, 17, 3) and d.x.shape == (C, T, 17, 2) and d.confidence.shape == (C, T, 17)
+    assert d.X.shape == (T, 17, 3) and d.x.shape == (C, T, 17, 2)
+    assert d.confidence.shape == (C, T, 17)
     assert np.all(np.isnan(d.x[~d.visible])) and np.all(d.confidence[~d.visible] == 0)
     x_ref = np.stack([(d.X @ d.rig.R[c].T + d.rig.t[c]) @ d.rig.K[c].T for c in range(C)])
     np.testing.assert_allclose(d.x_clean, x_ref[..., :2] / x_ref[..., 2:], atol=1e-9)
@@ -88,7 +89,8 @@ def test_swaps_exchange_left_and_right():
 
 
 def test_rigs_and_distortion_stay_in_view():
-    for kind, size in (("h36m", (1000, 1000)), ("random", (1000, 1000)), ("portrait", (1088, 1920))):
+    for kind, size in (("h36m", (1000, 1000)), ("random", (1000, 1000)),
+                       ("portrait", (1088, 1920))):
         rig = make_people_rig(kind, seed=1)
         assert rig.image_size == size
         f = rig.K[:, 0, 0]
@@ -116,8 +118,8 @@ def test_distorted_projection_matches_opencv():
 
 
 def test_confidence_tracks_detection_quality():
-    d = make_people(1, ("walk", "turn"), 100, noise=DetectorNoise(outlier_ratio=0.1, swap_ratio=0.05),
-                    seed=3)
+    noise = DetectorNoise(outlier_ratio=0.1, swap_ratio=0.05)
+    d = make_people(1, ("walk", "turn"), 100, noise=noise, seed=3)
     good = d.visible & ~d.outlier & ~d.swapped
     assert d.confidence[good].mean() > d.confidence[d.outlier].mean() + 0.3
     assert np.all((d.confidence[d.visible] > 0) & (d.confidence[d.visible] <= 1))
