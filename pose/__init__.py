@@ -18,5 +18,5 @@ from .pss import PSSModel, fit_pss, load_pss, normalize_poses, pss
 from .skeletons import (BODY_25, BODY_25B, COCO_17, COMMON_12, H36M_17, MPII_16, SKELETONS,
                         Skeleton, bone_lengths, flip_left_right, get_skeleton, joint_map,
                         map_joints)
-from .synthetic import (SyntheticPeople, make_people, make_people_rig, project_rig,
+from .synthetic import (SyntheticPeople, film_motion, make_people, make_people_rig, project_rig,
                         random_distortion)

@@ -20,9 +20,10 @@ from geometry.synthetic import Rig, make_random_rig, make_ring_rig
 
 from .motion import MOTIONS, make_motion, make_subject
 from .noise import DetectorNoise, apply_detector_noise
-from .skeletons import H36M_17, Skeleton, bone_lengths
+from .skeletons import H36M_17, Skeleton, get_skeleton
+from .skeletons import bone_lengths as _bone_lengths
 
-__all__ = ["SyntheticPeople", "make_people", "make_people_rig", "random_distortion",
+__all__ = ["SyntheticPeople", "make_people", "film_motion", "make_people_rig", "random_distortion",
            "project_rig"]
 
 
@@ -35,7 +36,7 @@ class SyntheticPeople:
     ``x (C,T,J,2)`` detections (NaN where missing); ``confidence (C,T,J)`` (0 where missing);
     ``visible``, ``outlier``, ``swapped`` ``(C,T,J)`` bool; ``time_offset (C,)`` frames;
     ``subject``, ``motion``, ``clip`` ``(T,)`` int; ``motion_names``; ``bone_lengths (S,B)`` per
-    subject; ``skeleton``; ``fps``; ``noise`` (the model used).
+    subject (``(1, B)`` for :func:`film_motion`); ``skeleton``; ``fps``; ``noise`` (the model).
     """
 
     X: np.ndarray
@@ -132,12 +133,6 @@ def make_people(num_subjects: int = 3, motions=MOTIONS, frames_per_clip: int = 1
     for m in motions:
         if m not in MOTIONS:
             raise ValueError(f"motions: {m!r} is not one of {MOTIONS}")
-    rig = make_people_rig("h36m") if rig is None else rig
-    noise = DetectorNoise() if noise is None else noise
-    C = rig.num_cameras
-    dist = np.zeros((C, 5)) if dist is None else np.asarray(dist, dtype=np.float64)
-    if dist.shape not in ((C, 4), (C, 5)):
-        raise ValueError(f"dist: expected shape ({C}, 4) or ({C}, 5), got shape {dist.shape}")
     ss = np.random.SeedSequence(seed)
     seeds = ss.generate_state(2 + num_subjects * (1 + len(motions)))
     Xs, subj, mot, clip, bl = [], [], [], [], []
@@ -152,16 +147,52 @@ def make_people(num_subjects: int = 3, motions=MOTIONS, frames_per_clip: int = 1
             subj.append(np.full(frames_per_clip, s))
             mot.append(np.full(frames_per_clip, MOTIONS.index(m)))
             clip.append(np.full(frames_per_clip, len(clip)))
-        bl.append(bone_lengths(Xs[-1][:1], H36M_17)[0])
-    X = np.concatenate(Xs)
+        bl.append(_bone_lengths(Xs[-1][0], H36M_17))
+    return film_motion(np.concatenate(Xs), rig, dist=dist, noise=noise, fps=fps,
+                       clip=np.concatenate(clip), subject=np.concatenate(subj),
+                       motion=np.concatenate(mot), bone_lengths=np.stack(bl), seed=int(seeds[0]))
+
+
+def film_motion(X, rig: Rig | None = None, *, dist=None, noise: DetectorNoise | None = None,
+                fps: float = 50.0, center: bool = False, skeleton=H36M_17, clip=None,
+                subject=None, motion=None, bone_lengths=None, seed: int = 0) -> SyntheticPeople:
+    """Film any motion ``X (T, J, 3)`` (metres, z up; e.g. :func:`pose.bvh.bvh_to_h36m`) with
+    ``rig`` (default: the Human3.6M-like ring), optional ``dist (C, 4|5)``, and detector
+    ``noise`` (default :class:`DetectorNoise` ()).
+
+    ``center`` moves the mean root position (joint 0) onto the origin in x and y, where the
+    default rigs look. ``clip``, ``subject``, ``motion`` ``(T,)`` label the frames (default 0;
+    ``clip`` must be non-decreasing); ``bone_lengths`` defaults to those of the first frame.
+    """
+    sk = get_skeleton(skeleton)
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 3 or X.shape[1:] != (sk.num_joints, 3):
+        raise ValueError(f"X: expected shape (T, {sk.num_joints}, 3), got shape {X.shape}")
+    T = X.shape[0]
+    if center:
+        X = X - np.concatenate([X[:, 0, :2].mean(0), [0.0]])
+    rig = make_people_rig("h36m") if rig is None else rig
+    noise = DetectorNoise() if noise is None else noise
+    C = rig.num_cameras
+    dist = np.zeros((C, 5)) if dist is None else np.asarray(dist, dtype=np.float64)
+    if dist.shape not in ((C, 4), (C, 5)):
+        raise ValueError(f"dist: expected shape ({C}, 4) or ({C}, 5), got shape {dist.shape}")
+    labels = []
+    for name, v in (("clip", clip), ("subject", subject), ("motion", motion)):
+        v = np.zeros(T, np.int64) if v is None else np.asarray(v, np.int64)
+        if v.shape != (T,):
+            raise ValueError(f"{name}: expected shape ({T},), got shape {v.shape}")
+        labels.append(v)
+    if np.any(np.diff(labels[0]) < 0):
+        raise ValueError("clip: expected non-decreasing clip labels (clips are contiguous)")
+    bl = (_bone_lengths(X[:1], sk) if bone_lengths is None
+          else np.asarray(bone_lengths, np.float64))
     x_clean, depth = project_rig(rig, X, dist if np.any(dist) else None)
-    clip = np.concatenate(clip)
     det = apply_detector_noise(x_clean, noise, image_size=rig.image_size,
-                               symmetry=H36M_17.symmetry, depth=depth, clip_id=clip,
-                               seed=int(seeds[0]))
+                               symmetry=sk.symmetry, depth=depth, clip_id=labels[0], seed=seed)
     return SyntheticPeople(X=X, rig=rig, dist=dist, x_clean=x_clean, x=det.x,
                            confidence=det.confidence, visible=det.visible, outlier=det.outlier,
                            swapped=det.swapped, time_offset=det.time_offset,
-                           subject=np.concatenate(subj), motion=np.concatenate(mot), clip=clip,
-                           motion_names=MOTIONS, bone_lengths=np.stack(bl), skeleton=H36M_17,
+                           subject=labels[1], motion=labels[2], clip=labels[0],
+                           motion_names=MOTIONS, bone_lengths=bl, skeleton=sk,
                            fps=float(fps), noise=noise)

@@ -127,3 +127,17 @@ def test_confidence_tracks_detection_quality():
         DetectorNoise(outlier_ratio=1.5)
     with pytest.raises(ValueError, match="x_clean"):
         apply_detector_noise(np.zeros((4, 10, 17)), DetectorNoise(), image_size=(10, 10))
+
+
+def test_film_cmu_motion_with_virtual_cameras(shared_data):
+    from pose import film_motion
+    from pose.bvh import bvh_to_h36m
+    X = bvh_to_h36m(shared_data / "cmu_mocap_131" / "scaled_131_02.bvh")[::4]
+    d = film_motion(X, make_people_rig("random", seed=0), fps=30.0, center=True, seed=1)
+    assert d.X.shape == X.shape and d.x.shape == (4, len(X), 17, 2)
+    assert d.visible.mean() > 0.9 and abs(d.X[:, 0, :2].mean(0)).max() < 1e-9
+    assert d.bone_lengths.shape == (1, 16)
+    with pytest.raises(ValueError, match="X"):
+        film_motion(X[:, :16])
+    with pytest.raises(ValueError, match="clip"):
+        film_motion(X, clip=np.arange(len(X))[::-1])
