@@ -26,8 +26,11 @@ from geometry.synthetic import Rig
 
 try:  # Python >= 3.11
     import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10 with the tomli backport
-    import tomli as tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10: the tomli backport, if installed
+    try:
+        import tomli as tomllib
+    except ModuleNotFoundError:
+        tomllib = None
 
 __all__ = ["Calibration", "read_calibration_toml", "write_calibration_toml"]
 
@@ -74,6 +77,8 @@ def read_calibration_toml(path) -> Calibration:
     Malformed files raise ``ValueError`` naming the file and the field.
     """
     path = Path(path)
+    if tomllib is None:  # pragma: no cover
+        raise ImportError("read_calibration_toml needs Python >= 3.11 or `pip install tomli`")
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
