@@ -1,0 +1,500 @@
+"""Numba kernels of the fundamental-matrix estimator (one problem each; no allocation).
+
+Data layout: one problem's valid correspondences, Hartley-normalised with a *common* scale ``s``
+for both images and per-image centroids, as ``q (n, 4) = [u1, v1, u2, v2]``. With a common scale
+the Sampson distance in normalised units is exactly ``s`` times the pixel distance, so RANSAC
+scores in normalised units with the threshold ``s · threshold``. Models are row-major 3×3
+matrices stored as ``(9,)`` vectors with ``x2ᵀ F x1 = 0``.
+
+Scratch: ``ws`` is a float64 vector of at least :data:`WS_SIZE`, ``S`` a ``(3, 9, 9)`` array.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._nb_linalg import cholesky_factor, cholesky_subst, enforce_rank2, smallest_eigvec_inverse
+
+WS_SIZE = 256
+_EPS_PIVOT = 1e-10
+
+
+@njit(cache=True)
+def normalize_common(x1, x2, idx, n, q):
+    """Fill ``q[:n]`` with the normalised points ``idx[:n]`` of ``x1, x2 (N, 2)``.
+
+    Returns ``(s, c1x, c1y, c2x, c2y)``: ``u = s (x − c)``; ``s`` makes the mean distance to the
+    centroid √2 (averaged over both images); ``s = 0`` marks coincident points.
+    """
+    c1x = c1y = c2x = c2y = 0.0
+    for k in range(n):
+        i = idx[k]
+        c1x += x1[i, 0]
+        c1y += x1[i, 1]
+        c2x += x2[i, 0]
+        c2y += x2[i, 1]
+    c1x /= n
+    c1y /= n
+    c2x /= n
+    c2y /= n
+    d = 0.0
+    for k in range(n):
+        i = idx[k]
+        d += np.sqrt((x1[i, 0] - c1x) ** 2 + (x1[i, 1] - c1y) ** 2)
+        d += np.sqrt((x2[i, 0] - c2x) ** 2 + (x2[i, 1] - c2y) ** 2)
+    d /= 2 * n
+    if not d > 1e-12 or not np.isfinite(d):
+        return 0.0, c1x, c1y, c2x, c2y
+    s = np.sqrt(2.0) / d
+    for k in range(n):
+        i = idx[k]
+        q[k, 0] = s * (x1[i, 0] - c1x)
+        q[k, 1] = s * (x1[i, 1] - c1y)
+        q[k, 2] = s * (x2[i, 0] - c2x)
+        q[k, 3] = s * (x2[i, 1] - c2y)
+    return s, c1x, c1y, c2x, c2y
+
+
+@njit(cache=True)
+def denormalize(fn, s, c1x, c1y, c2x, c2y, F):
+    """``F = T2ᵀ Fn T1`` with ``T = [[s,0,−s cx],[0,s,−s cy],[0,0,1]]``; unit norm, the entry of
+    largest magnitude positive. ``fn (9,)`` → ``F (3, 3)``."""
+    # Fn T1
+    G = np.empty((3, 3))
+    for r in range(3):
+        a, b, c = fn[3 * r], fn[3 * r + 1], fn[3 * r + 2]
+        G[r, 0] = a * s
+        G[r, 1] = b * s
+        G[r, 2] = c - a * s * c1x - b * s * c1y
+    for j in range(3):
+        F[0, j] = s * G[0, j]
+        F[1, j] = s * G[1, j]
+        F[2, j] = G[2, j] - s * c2x * G[0, j] - s * c2y * G[1, j]
+    nrm = 0.0
+    big = 0.0
+    for i in range(3):
+        for j in range(3):
+            nrm += F[i, j] * F[i, j]
+            if abs(F[i, j]) > abs(big):
+                big = F[i, j]
+    nrm = np.sqrt(nrm)
+    if big < 0:
+        nrm = -nrm
+    for i in range(3):
+        for j in range(3):
+            F[i, j] /= nrm
+
+
+@njit(cache=True)
+def sampson_sq(f, q, i):
+    """Squared Sampson distance of point ``i`` of ``q`` to the model ``f (9,)``."""
+    x1 = q[i, 0]
+    y1 = q[i, 1]
+    x2 = q[i, 2]
+    y2 = q[i, 3]
+    a0 = f[0] * x1 + f[1] * y1 + f[2]
+    a1 = f[3] * x1 + f[4] * y1 + f[5]
+    a2 = f[6] * x1 + f[7] * y1 + f[8]
+    b0 = f[0] * x2 + f[3] * y2 + f[6]
+    b1 = f[1] * x2 + f[4] * y2 + f[7]
+    e = x2 * a0 + y2 * a1 + a2
+    d = a0 * a0 + a1 * a1 + b0 * b0 + b1 * b1
+    if d > 0.0:
+        return e * e / d
+    return np.inf
+
+
+@njit(cache=True)
+def _row(q, i, r):
+    x1 = q[i, 0]
+    y1 = q[i, 1]
+    x2 = q[i, 2]
+    y2 = q[i, 3]
+    r[0] = x2 * x1
+    r[1] = x2 * y1
+    r[2] = x2
+    r[3] = y2 * x1
+    r[4] = y2 * y1
+    r[5] = y2
+    r[6] = x1
+    r[7] = y1
+    r[8] = 1.0
+
+
+@njit(cache=True)
+def _det_comb(f1, f2, lam):
+    a0 = f1[0] + lam * f2[0]
+    a1 = f1[1] + lam * f2[1]
+    a2 = f1[2] + lam * f2[2]
+    a3 = f1[3] + lam * f2[3]
+    a4 = f1[4] + lam * f2[4]
+    a5 = f1[5] + lam * f2[5]
+    a6 = f1[6] + lam * f2[6]
+    a7 = f1[7] + lam * f2[7]
+    a8 = f1[8] + lam * f2[8]
+    return a0 * (a4 * a8 - a5 * a7) - a1 * (a3 * a8 - a5 * a6) + a2 * (a3 * a7 - a4 * a6)
+
+
+@njit(cache=True)
+def _det9(a):
+    return (a[0] * (a[4] * a[8] - a[5] * a[7]) - a[1] * (a[3] * a[8] - a[5] * a[6])
+            + a[2] * (a[3] * a[7] - a[4] * a[6]))
+
+
+@njit(cache=True)
+def solve_cubic(c3, c2, c1, c0, roots):
+    """Real roots of ``c3 λ³ + c2 λ² + c1 λ + c0`` into ``roots (3,)``; returns their count."""
+    scale = max(abs(c3), abs(c2), abs(c1), abs(c0))
+    if not scale > 0.0 or not np.isfinite(scale):
+        return 0
+    if abs(c3) < 1e-12 * scale:
+        if abs(c2) < 1e-12 * scale:
+            if abs(c1) < 1e-12 * scale:
+                return 0
+            roots[0] = -c0 / c1
+            return 1
+        disc = c1 * c1 - 4.0 * c2 * c0
+        if disc < 0:
+            return 0
+        sq = np.sqrt(disc)
+        qq = -0.5 * (c1 + (sq if c1 >= 0 else -sq))
+        roots[0] = qq / c2
+        if qq != 0.0:
+            roots[1] = c0 / qq
+            return 2
+        return 1
+    a = c2 / c3
+    b = c1 / c3
+    c = c0 / c3
+    Q = (a * a - 3.0 * b) / 9.0
+    R = (2.0 * a * a * a - 9.0 * a * b + 27.0 * c) / 54.0
+    nr = 0
+    if R * R < Q * Q * Q:
+        th = np.arccos(R / np.sqrt(Q * Q * Q))
+        sQ = -2.0 * np.sqrt(Q)
+        roots[0] = sQ * np.cos(th / 3.0) - a / 3.0
+        roots[1] = sQ * np.cos((th + 2.0 * np.pi) / 3.0) - a / 3.0
+        roots[2] = sQ * np.cos((th - 2.0 * np.pi) / 3.0) - a / 3.0
+        nr = 3
+    else:
+        A = -np.cbrt(abs(R) + np.sqrt(R * R - Q * Q * Q))
+        if R < 0:
+            A = -A
+        B = Q / A if A != 0.0 else 0.0
+        roots[0] = A + B - a / 3.0
+        nr = 1
+    for k in range(nr):  # two Newton polishing steps
+        x = roots[k]
+        for _ in range(2):
+            p = ((x + a) * x + b) * x + c
+            dp = (3.0 * x + 2.0 * a) * x + b
+            if dp != 0.0:
+                x -= p / dp
+        roots[k] = x
+    return nr
+
+
+@njit(cache=True)
+def fit_seven_point(q, sample, models, ws, S):
+    """7-point solver on ``q[sample[:7]]`` → up to 3 rank-2 models in ``models (3, 9)``.
+
+    The 2-D null space of the 7×9 design matrix comes from Gauss-Jordan elimination with
+    partial pivoting; ``det(F1 + λ F2) = 0`` is solved in closed form. Returns the count (0 for
+    a rank-deficient sample: coincident or collinear-degenerate points).
+    """
+    A = ws  # 7×9 at ws[0:63]; f1 at 63, f2 at 72, roots at 81
+    scale = 0.0
+    for r in range(7):
+        i = sample[r]
+        x1 = q[i, 0]
+        y1 = q[i, 1]
+        x2 = q[i, 2]
+        y2 = q[i, 3]
+        o = 9 * r
+        A[o] = x2 * x1
+        A[o + 1] = x2 * y1
+        A[o + 2] = x2
+        A[o + 3] = y2 * x1
+        A[o + 4] = y2 * y1
+        A[o + 5] = y2
+        A[o + 6] = x1
+        A[o + 7] = y1
+        A[o + 8] = 1.0
+        for k in range(9):
+            scale = max(scale, abs(A[o + k]))
+    pivcol = ws[84:91]  # pivot columns, stored as floats
+    free0 = -1
+    free1 = -1
+    r = 0
+    for c in range(9):
+        if r == 7:
+            if free0 < 0:
+                free0 = c
+            elif free1 < 0:
+                free1 = c
+            continue
+        p = r
+        best = abs(A[9 * r + c])
+        for i in range(r + 1, 7):
+            v = abs(A[9 * i + c])
+            if v > best:
+                best = v
+                p = i
+        if best < _EPS_PIVOT * scale:
+            if free0 < 0:
+                free0 = c
+            elif free1 < 0:
+                free1 = c
+            else:
+                return 0
+            continue
+        if p != r:
+            for k in range(9):
+                tmp = A[9 * r + k]
+                A[9 * r + k] = A[9 * p + k]
+                A[9 * p + k] = tmp
+        inv = 1.0 / A[9 * r + c]
+        for k in range(c, 9):
+            A[9 * r + k] *= inv
+        for i in range(7):
+            if i != r:
+                fct = A[9 * i + c]
+                if fct != 0.0:
+                    for k in range(c, 9):
+                        A[9 * i + k] -= fct * A[9 * r + k]
+        pivcol[r] = float(c)
+        r += 1
+    if r < 7 or free1 < 0:
+        return 0
+    f1 = ws[63:72]
+    f2 = ws[72:81]
+    for k in range(9):
+        f1[k] = 0.0
+        f2[k] = 0.0
+    f1[free0] = 1.0
+    f2[free1] = 1.0
+    for i in range(7):
+        pc = int(pivcol[i])
+        f1[pc] = -A[9 * i + free0]
+        f2[pc] = -A[9 * i + free1]
+    c0 = _det9(f1)
+    c3 = _det9(f2)
+    p1 = _det_comb(f1, f2, 1.0)
+    m1 = _det_comb(f1, f2, -1.0)
+    c2 = 0.5 * (p1 + m1) - c0
+    c1 = 0.5 * (p1 - m1) - c3
+    roots = ws[81:84]
+    nr = solve_cubic(c3, c2, c1, c0, roots)
+    cnt = 0
+    for k in range(nr):
+        lam = roots[k]
+        nrm = 0.0
+        for j in range(9):
+            v = f1[j] + lam * f2[j]
+            models[cnt, j] = v
+            nrm += v * v
+        nrm = np.sqrt(nrm)
+        if nrm > 0.0 and np.isfinite(nrm):
+            for j in range(9):
+                models[cnt, j] /= nrm
+            cnt += 1
+    return cnt
+
+
+@njit(cache=True)
+def fit_eight_point(q, idx, m, f, ws, S):
+    """Least-squares (8-point) F on ``q[idx[:m]]`` (``m`` ≥ 8), warm-started from ``f (9,)``.
+
+    The smallest eigenvector of ``AᵀA`` is found by inverse iteration from ``f`` (cheap and exact
+    when the spectrum is separated), then projected to rank 2. Writes ``f``; False on failure.
+    """
+    M = S[0]
+    for a in range(9):
+        for b in range(9):
+            M[a, b] = 0.0
+    r = ws[100:109]
+    for k in range(m):
+        _row(q, idx[k], r)
+        for a in range(9):
+            ra = r[a]
+            for b in range(a, 9):
+                M[a, b] += ra * r[b]
+    for a in range(9):
+        for b in range(a):
+            M[a, b] = M[b, a]
+    v = ws[110:119]
+    for a in range(9):
+        v[a] = f[a]
+    if not smallest_eigvec_inverse(M, 9, v, 3, S[1], S[2], ws[120:129]):
+        return False
+    for a in range(9):
+        f[a] = v[a]
+    return enforce_rank2(f, ws[130:133])
+
+
+@njit(cache=True)
+def _sampson_cost(f, q, idx, m):
+    c = 0.0
+    for k in range(m):
+        c += sampson_sq(f, q, idx[k])
+    return c
+
+
+@njit(cache=True)
+def refine_sampson(q, idx, m, f, ws, S, iterations=4):
+    """Levenberg–Marquardt on the summed squared Sampson distance over ``q[idx[:m]]``.
+
+    9-parameter update with the scale gauge fixed by ``f fᵀ`` and rank 2 re-imposed after each
+    step (accepted only if the cost drops). Writes ``f``; returns True if it stayed valid.
+    """
+    JJ = S[0]
+    A = S[1]
+    L = S[2]
+    g = ws[140:149]
+    d = ws[150:159]
+    fo = ws[160:169]
+    J = ws[170:179]
+    v3 = ws[180:183]
+    cost = _sampson_cost(f, q, idx, m)
+    if not np.isfinite(cost):
+        return False
+    lam = 1e-4
+    for _ in range(iterations):
+        for a in range(9):
+            g[a] = 0.0
+            for b in range(9):
+                JJ[a, b] = 0.0
+        for k in range(m):
+            i = idx[k]
+            x1 = q[i, 0]
+            y1 = q[i, 1]
+            x2 = q[i, 2]
+            y2 = q[i, 3]
+            a0 = f[0] * x1 + f[1] * y1 + f[2]
+            a1 = f[3] * x1 + f[4] * y1 + f[5]
+            a2 = f[6] * x1 + f[7] * y1 + f[8]
+            b0 = f[0] * x2 + f[3] * y2 + f[6]
+            b1 = f[1] * x2 + f[4] * y2 + f[7]
+            e = x2 * a0 + y2 * a1 + a2
+            den = a0 * a0 + a1 * a1 + b0 * b0 + b1 * b1
+            if not den > 0.0:
+                continue
+            sd = np.sqrt(den)
+            res = e / sd
+            h = e / (den * sd)
+            # d r / d F_ij = x2_i x1_j / sd − h (a_i x1_j [i<2] + b_j x2_i [j<2])
+            J[0] = x2 * x1 / sd - h * (a0 * x1 + b0 * x2)
+            J[1] = x2 * y1 / sd - h * (a0 * y1 + b1 * x2)
+            J[2] = x2 / sd - h * a0
+            J[3] = y2 * x1 / sd - h * (a1 * x1 + b0 * y2)
+            J[4] = y2 * y1 / sd - h * (a1 * y1 + b1 * y2)
+            J[5] = y2 / sd - h * a1
+            J[6] = x1 / sd - h * b0
+            J[7] = y1 / sd - h * b1
+            J[8] = 1.0 / sd
+            for a in range(9):
+                ja = J[a]
+                g[a] += ja * res
+                for b in range(a, 9):
+                    JJ[a, b] += ja * J[b]
+        tr = 0.0
+        for a in range(9):
+            tr += JJ[a, a]
+        if not tr > 0.0 or not np.isfinite(tr):
+            return True
+        gauge = tr / 9.0
+        improved = False
+        for _try in range(3):
+            for a in range(9):
+                for b in range(a, 9):
+                    val = JJ[a, b] + gauge * f[a] * f[b]
+                    A[a, b] = val
+                    A[b, a] = val
+                A[a, a] += lam * (JJ[a, a] + 1e-12 * tr)
+            for a in range(9):
+                g[a] = -g[a]
+            ok = cholesky_factor(A, 9, L)
+            if ok:
+                cholesky_subst(L, g, 9, d)
+            for a in range(9):
+                g[a] = -g[a]
+            if not ok:
+                lam *= 10.0
+                continue
+            for a in range(9):
+                fo[a] = f[a]
+                f[a] += d[a]
+            if enforce_rank2(f, v3):
+                c_new = _sampson_cost(f, q, idx, m)
+                if c_new < cost:
+                    cost = c_new
+                    lam = max(lam * 0.1, 1e-8)
+                    improved = True
+                    break
+            for a in range(9):
+                f[a] = fo[a]
+            lam *= 10.0
+        if not improved:
+            break
+    return True
+
+
+@njit(cache=True)
+def homography_explains(q, idx, m, thr2, ws, S):
+    """Degeneracy test: how many of ``q[idx[:m]]`` a DLT homography ``x2 ~ H x1`` (fitted to all
+    of them) transfers within ``sqrt(thr2)``. Planar scenes and zero baselines explain all."""
+    M = S[0]
+    for a in range(9):
+        for b in range(9):
+            M[a, b] = 0.0
+    r = ws[200:209]
+    for k in range(m):
+        i = idx[k]
+        x = q[i, 0]
+        y = q[i, 1]
+        u = q[i, 2]
+        v = q[i, 3]
+        for half in range(2):
+            for a in range(9):
+                r[a] = 0.0
+            if half == 0:
+                r[0] = x
+                r[1] = y
+                r[2] = 1.0
+                r[6] = -u * x
+                r[7] = -u * y
+                r[8] = -u
+            else:
+                r[3] = x
+                r[4] = y
+                r[5] = 1.0
+                r[6] = -v * x
+                r[7] = -v * y
+                r[8] = -v
+            for a in range(9):
+                ra = r[a]
+                if ra != 0.0:
+                    for b in range(a, 9):
+                        M[a, b] += ra * r[b]
+    for a in range(9):
+        for b in range(a):
+            M[a, b] = M[b, a]
+    h = ws[210:219]
+    for a in range(9):
+        h[a] = 0.0
+    h[0] = h[4] = h[8] = 1.0
+    if not smallest_eigvec_inverse(M, 9, h, 6, S[1], S[2], ws[220:229]):
+        return 0
+    cnt = 0
+    for k in range(m):
+        i = idx[k]
+        x = q[i, 0]
+        y = q[i, 1]
+        w = h[6] * x + h[7] * y + h[8]
+        if w == 0.0:
+            continue
+        du = (h[0] * x + h[1] * y + h[2]) / w - q[i, 2]
+        dv = (h[3] * x + h[4] * y + h[5]) / w - q[i, 3]
+        if du * du + dv * dv < thr2:
+            cnt += 1
+    return cnt
