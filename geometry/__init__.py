@@ -14,3 +14,5 @@ from .synthetic import (MultiViewScene, Rig, TwoViewScene, human_like_points, ma
 from .essential import PoseResult, decompose_essential, essential_from_fundamental, recover_pose
 from .ransac import FundamentalResult, estimate_fundamental
 from .relative_pose import RelativePoseResult, estimate_relative_pose
+from .triangulation import (OptimalTriangulation, Triangulation, fundamental_from_projections,
+                            triangulate_dlt, triangulate_optimal)
