@@ -55,12 +55,12 @@ def collect_inliers(model, q, n, thr2, residual_sq, idx):
 
 
 @njit(cache=True)
-def _local_opt(q, n, thr2, nonmin_size, nonminimal_fit, refine, residual_sq, best, best_score,
-               best_cnt, cand, idx, ws, S, rounds):
+def _local_opt(q, n, thr2, lo_thr2, nonmin_size, nonminimal_fit, refine, residual_sq, best,
+               best_score, best_cnt, cand, idx, ws, S, rounds):
     D = best.shape[0]
     for _ in range(rounds):
         improved = False
-        m = collect_inliers(best, q, n, thr2, residual_sq, idx)
+        m = collect_inliers(best, q, n, lo_thr2, residual_sq, idx)
         if m < nonmin_size:
             break
         for a in range(D):
@@ -73,7 +73,7 @@ def _local_opt(q, n, thr2, nonmin_size, nonminimal_fit, refine, residual_sq, bes
                 for a in range(D):
                     best[a] = cand[a]
                 improved = True
-                m = collect_inliers(best, q, n, thr2, residual_sq, idx)
+                m = collect_inliers(best, q, n, lo_thr2, residual_sq, idx)
         if m < nonmin_size:
             break
         for a in range(D):
@@ -92,7 +92,7 @@ def _local_opt(q, n, thr2, nonmin_size, nonminimal_fit, refine, residual_sq, bes
 
 
 @njit(cache=True)
-def ransac_engine(q, n, thr2, confidence, max_iterations, state, sample_size, nonmin_size,
+def ransac_engine(q, n, thr2, lo_thr2, confidence, max_iterations, state, sample_size, nonmin_size,
                   minimal_fit, nonminimal_fit, refine, residual_sq,
                   best, models, cand, sample, idx, ws, S):
     """Run RANSAC on the ``n`` rows of ``q``; the best model goes to ``best (D,)``.
@@ -133,7 +133,8 @@ def ransac_engine(q, n, thr2, confidence, max_iterations, state, sample_size, no
                     best[a] = models[k, a]
                 improved = True
         if improved:
-            best_score, best_cnt = _local_opt(q, n, thr2, nonmin_size, nonminimal_fit, refine,
+            best_score, best_cnt = _local_opt(q, n, thr2, lo_thr2, nonmin_size, nonminimal_fit,
+                                              refine,
                                               residual_sq, best, best_score, best_cnt, cand, idx,
                                               ws, S, 1)
             w = best_cnt / n
@@ -145,7 +146,7 @@ def ransac_engine(q, n, thr2, confidence, max_iterations, state, sample_size, no
                 if need < k_max:
                     k_max = int(np.ceil(need))
     if best_cnt > 0:
-        best_score, best_cnt = _local_opt(q, n, thr2, nonmin_size, nonminimal_fit, refine,
+        best_score, best_cnt = _local_opt(q, n, thr2, lo_thr2, nonmin_size, nonminimal_fit, refine,
                                           residual_sq, best, best_score, best_cnt, cand, idx,
                                           ws, S, 3)
     return best_score, best_cnt, it

@@ -24,6 +24,7 @@ __all__ = ["FundamentalResult", "estimate_fundamental"]
 
 MIN_INLIERS = 8  # one more than the minimal sample: 7 points always fit some F exactly
 MIN_PARALLAX = 3  # inliers a homography must fail to explain for F to be determined
+FINAL_REFIT_SCALE = 3.0  # the final least-squares refit uses points within 3 × threshold
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def fundamental_problem(x1, x2, mask, threshold, confidence, max_iterations, see
     sub = np.empty(n, dtype=np.int64)
     ws = np.empty(fk.WS_SIZE)
     S = np.empty((3, 9, 9))
-    score, cnt, it = ransac_engine(q, n, thr2, confidence, max_iterations, state, 7, 8,
+    score, cnt, it = ransac_engine(q, n, thr2, thr2, confidence, max_iterations, state, 7, 8,
                                    fk.fit_seven_point, fk.fit_eight_point, fk.refine_sampson,
                                    fk.sampson_sq, best, models, cand, sample, sub, ws, S)
     if cnt < MIN_INLIERS:
@@ -92,6 +93,31 @@ def fundamental_problem(x1, x2, mask, threshold, confidence, max_iterations, see
     for a in range(9):
         if not np.isfinite(best[a]):
             return 0, False
+    # Final refit (8-point, then Sampson LM) on the points within a wider band: with pixel noise
+    # comparable to the threshold this recovers the true inliers the threshold cuts off.
+    wide = thr2 * FINAL_REFIT_SCALE ** 2
+    keep = best.copy()
+    for _ in range(2):
+        m = collect_inliers(best, q, n, wide, fk.sampson_sq, sub)
+        if m < MIN_INLIERS:
+            break
+        for a in range(9):
+            cand[a] = best[a]
+        if fk.fit_eight_point(q, sub, m, cand, ws, S):
+            for a in range(9):
+                best[a] = cand[a]
+        m = collect_inliers(best, q, n, wide, fk.sampson_sq, sub)
+        if m < MIN_INLIERS:
+            break
+        for a in range(9):
+            cand[a] = best[a]
+        if fk.refine_sampson(q, sub, m, cand, ws, S, 4):
+            for a in range(9):
+                best[a] = cand[a]
+    m = collect_inliers(best, q, n, thr2, fk.sampson_sq, sub)
+    if m < MIN_INLIERS or m < 0.8 * cnt:  # the wide refit lost the consensus: keep RANSAC's
+        for a in range(9):
+            best[a] = keep[a]
     if check_degeneracy:
         m = collect_inliers(best, q, n, thr2, fk.sampson_sq, sub)
         if m - fk.homography_explains(q, sub, m, thr2, ws, S) < MIN_PARALLAX:
