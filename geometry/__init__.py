@@ -11,6 +11,8 @@ from .camera import (camera_centers, compose_poses, direction_error_deg, distort
 from .synthetic import (MultiViewScene, Rig, TwoViewScene, human_like_points, make_multiview_scene,
                         make_random_rig, make_ring_rig, make_two_view_scene,
                         two_view_from_multiview)
+from .fundamental import (fundamental_7point, fundamental_8point, fundamental_least_squares,
+                          hartley_normalize, sampson_distance, symmetric_epipolar_distance)
 from .essential import PoseResult, decompose_essential, essential_from_fundamental, recover_pose
 from .ransac import FundamentalResult, estimate_fundamental
 from .relative_pose import RelativePoseResult, estimate_relative_pose
