@@ -18,3 +18,5 @@ from .ransac import FundamentalResult, estimate_fundamental
 from .relative_pose import RelativePoseResult, estimate_relative_pose
 from .triangulation import (OptimalTriangulation, Triangulation, fundamental_from_projections,
                             triangulate_dlt, triangulate_optimal)
+from .fusion import (MedianResult, MultiviewTriangulation, geometric_median, triangulate_multiview,
+                     vector_median)

@@ -156,47 +156,44 @@ def prepare_cameras(P, Pn, H, dscale, centers, has_center):
                                   + P[b, c, r, 3])
 
 
-@njit(cache=True)
-def dlt_point(Pn, x, use, sw, n, Xout):
-    """Solve one point ``n`` of one problem: ``Pn (C,3,4)`` conditioned cameras, ``x (C,N,2)``,
-    ``use (C,N)``, ``sw (C,N)`` square-root weights. Writes the conditioned point to ``Xout``;
-    returns ``(ok, views)``."""
-    C = Pn.shape[0]
-    n00 = n01 = n02 = n11 = n12 = n22 = 0.0
-    b0 = b1 = b2 = 0.0
-    cnt = 0
-    for c in range(C):
-        if not use[c, n]:
+@njit(cache=True, inline="always")
+def _add_view(Pc, u, v, wt, acc):
+    """Add the two unit-normal rows of one view (``Pc (3,4)``, pixel ``(u, v)``, weight
+    ``wt``) to the normal equations ``acc = (n00, n01, n02, n11, n12, n22, b0, b1, b2)``."""
+    for k in range(2):
+        xv = u if k == 0 else v
+        r0 = Pc[k, 0] - xv * Pc[2, 0]
+        r1 = Pc[k, 1] - xv * Pc[2, 1]
+        r2 = Pc[k, 2] - xv * Pc[2, 2]
+        r3 = Pc[k, 3] - xv * Pc[2, 3]
+        nrm2 = r0 * r0 + r1 * r1 + r2 * r2
+        if nrm2 == 0.0:
             continue
-        cnt += 1
-        for k in range(2):
-            xv = x[c, n, k]
-            r0 = Pn[c, k, 0] - xv * Pn[c, 2, 0]
-            r1 = Pn[c, k, 1] - xv * Pn[c, 2, 1]
-            r2 = Pn[c, k, 2] - xv * Pn[c, 2, 2]
-            r3 = Pn[c, k, 3] - xv * Pn[c, 2, 3]
-            nrm2 = r0 * r0 + r1 * r1 + r2 * r2
-            if nrm2 == 0.0:
-                continue
-            sc = sw[c, n] * sw[c, n] / nrm2
-            n00 += sc * r0 * r0
-            n01 += sc * r0 * r1
-            n02 += sc * r0 * r2
-            n11 += sc * r1 * r1
-            n12 += sc * r1 * r2
-            n22 += sc * r2 * r2
-            b0 += sc * r0 * r3
-            b1 += sc * r1 * r3
-            b2 += sc * r2 * r3
-    if cnt < 2:
-        return False, cnt
+        sc = wt / nrm2
+        acc[0] += sc * r0 * r0
+        acc[1] += sc * r0 * r1
+        acc[2] += sc * r0 * r2
+        acc[3] += sc * r1 * r1
+        acc[4] += sc * r1 * r2
+        acc[5] += sc * r2 * r2
+        acc[6] += sc * r0 * r3
+        acc[7] += sc * r1 * r3
+        acc[8] += sc * r2 * r3
+
+
+@njit(cache=True)
+def solve_normal(acc, Xout):
+    """Solve the 3x3 normal equations in ``acc`` for the conditioned point; False when the
+    rays do not pin it down or it lies at infinity (see the module notes)."""
+    n00, n01, n02, n11, n12, n22 = acc[0], acc[1], acc[2], acc[3], acc[4], acc[5]
+    b0, b1, b2 = acc[6], acc[7], acc[8]
     a00 = n11 * n22 - n12 * n12
     a01 = n02 * n12 - n01 * n22
     a02 = n01 * n12 - n02 * n11
     det = n00 * a00 + n01 * a01 + n02 * a02
     tr = n00 + n11 + n22
     if not (tr > 0.0) or not (det > RANK_EPS * tr * tr * tr):
-        return False, cnt
+        return False
     a11 = n00 * n22 - n02 * n02
     a12 = n01 * n02 - n00 * n12
     a22 = n00 * n11 - n01 * n01
@@ -204,20 +201,48 @@ def dlt_point(Pn, x, use, sw, n, Xout):
     Xout[1] = -(a01 * b0 + a11 * b1 + a12 * b2) / det
     Xout[2] = -(a02 * b0 + a12 * b1 + a22 * b2) / det
     r = abs(Xout[0]) + abs(Xout[1]) + abs(Xout[2])
-    if not (r < FAR):
-        return False, cnt
-    return True, cnt
+    return r < FAR
 
 
 @njit(cache=True)
-def reproject_errors(P, dscale, X, x, use, n, err_out, pos_out):
+def dlt_point(Pn, x, sel, sw, n, acc, Xout):
+    """Solve point ``n`` of one problem from the views with ``sel[c]``: ``Pn (C,3,4)``
+    conditioned cameras, ``x (C,N,2)``, ``sw (C,N)`` square-root weights; ``acc (9,)`` scratch.
+    Writes the conditioned point to ``Xout``; returns ``(ok, views)``."""
+    C = Pn.shape[0]
+    for i in range(9):
+        acc[i] = 0.0
+    cnt = 0
+    for c in range(C):
+        if not sel[c]:
+            continue
+        cnt += 1
+        _add_view(Pn[c], x[c, n, 0], x[c, n, 1], sw[c, n] * sw[c, n], acc)
+    if cnt < 2:
+        return False, cnt
+    return solve_normal(acc, Xout), cnt
+
+
+@njit(cache=True)
+def dlt_two(Pa, Pb, ua, va, ub, vb, acc, Xout):
+    """Two-view version of :func:`dlt_point` (unit weights)."""
+    for i in range(9):
+        acc[i] = 0.0
+    _add_view(Pa, ua, va, 1.0, acc)
+    _add_view(Pb, ub, vb, 1.0, acc)
+    return solve_normal(acc, Xout)
+
+
+@njit(cache=True)
+def reproject_errors(P, dscale, X, x, sel, n, err_out, pos_out):
     """Per-view reprojection error (px) of world point ``X (3,)`` at point ``n`` into ``err_out
-    (C,)`` (``inf`` where it projects to infinity, ``nan`` where the view is unused) and depth
-    positivity into ``pos_out (C,)``. Returns the number of used views with positive depth."""
+    (C,)`` (``inf`` where it projects to infinity, ``nan`` where ``sel`` is False) and depth
+    positivity into ``pos_out (C,)``. Returns the number of selected views with positive
+    depth."""
     C = P.shape[0]
     npos = 0
     for c in range(C):
-        if not use[c, n]:
+        if not sel[c]:
             err_out[c] = np.nan
             pos_out[c] = False
             continue
@@ -246,15 +271,28 @@ def dlt_kernel(P, Pn, H, dscale, x, use, sw, xref, X, valid, err, nviews, posdep
     for ch in prange(nchunk):
         Xc = np.empty(3)
         Xw = np.empty(3)
+        acc = np.empty(9)
         e = np.empty(C)
         pos = np.empty(C, dtype=np.bool_)
+        sel = np.empty(C, dtype=np.bool_)
         lo = ch * total // nchunk
         hi = (ch + 1) * total // nchunk
         for i in range(lo, hi):
             b = i // N
             n = i - b * N
-            ok, cnt = dlt_point(Pn[b], x[b], use[b], sw[b], n, Xc)
+            for c in range(C):
+                sel[c] = use[b, c, n]
+            ok, cnt = dlt_point(Pn[b], x[b], sel, sw[b], n, acc, Xc)
             nviews[b, n] = cnt
+            if ok:
+                for k in range(3):
+                    Xw[k] = H[b, 3] * Xc[k] + H[b, k]
+                npos = reproject_errors(P[b], dscale[b], Xw, xref[b], sel, n, e, pos)
+                sq = 0.0
+                for c in range(C):
+                    if sel[c]:
+                        sq += e[c] * e[c]
+                ok = np.isfinite(sq)
             if not ok:
                 valid[b, n] = False
                 X[b, n, 0] = 0.0
@@ -264,21 +302,10 @@ def dlt_kernel(P, Pn, H, dscale, x, use, sw, xref, X, valid, err, nviews, posdep
                 posdepth[b, n] = False
                 continue
             for k in range(3):
-                Xw[k] = H[b, 3] * Xc[k] + H[b, k]
                 X[b, n, k] = Xw[k]
-            npos = reproject_errors(P[b], dscale[b], Xw, xref[b], use[b], n, e, pos)
-            acc = 0.0
-            for c in range(C):
-                if use[b, c, n]:
-                    acc += e[c] * e[c]
-            ok = np.isfinite(acc)
-            err[b, n] = np.sqrt(acc / cnt) if ok else 0.0
-            posdepth[b, n] = ok and npos == cnt
-            valid[b, n] = ok
-            if not ok:
-                X[b, n, 0] = 0.0
-                X[b, n, 1] = 0.0
-                X[b, n, 2] = 0.0
+            err[b, n] = np.sqrt(sq / cnt)
+            posdepth[b, n] = npos == cnt
+            valid[b, n] = True
 
 
 def num_chunks(total: int) -> int:
