@@ -18,7 +18,7 @@ from numba import njit, prange
 from . import _fundamental_kernels as fk
 from ._nb_linalg import mix64
 from ._ransac_engine import collect_inliers, ransac_engine
-from ._validate import as_mask, as_points, check_positive, check_probability, flatten_batch
+from ._validate import as_mask, as_points, check_positive, check_probability
 
 __all__ = ["FundamentalResult", "estimate_fundamental"]
 
@@ -94,8 +94,16 @@ def fundamental_problem(x1, x2, mask, threshold, confidence, max_iterations, see
         if not np.isfinite(best[a]):
             return 0, False
     # Final refit (8-point, then Sampson LM) on the points within a wider band: with pixel noise
-    # comparable to the threshold this recovers the true inliers the threshold cuts off.
-    wide = thr2 * FINAL_REFIT_SCALE ** 2
+    # comparable to the threshold this recovers the true inliers the threshold cuts off. The
+    # band follows the noise seen on the inliers (8 × their RMS residual), between 1 and
+    # FINAL_REFIT_SCALE thresholds, so exact data are never contaminated by near outliers.
+    ms = 0.0
+    for k in range(n):
+        r2 = fk.sampson_sq(best, q, k)
+        if r2 < thr2:
+            ms += r2
+    ms /= cnt
+    wide = min(thr2 * FINAL_REFIT_SCALE ** 2, max(thr2, 64.0 * ms))
     keep = best.copy()
     for _ in range(2):
         m = collect_inliers(best, q, n, wide, fk.sampson_sq, sub)
@@ -115,7 +123,7 @@ def fundamental_problem(x1, x2, mask, threshold, confidence, max_iterations, see
             for a in range(9):
                 best[a] = cand[a]
     m = collect_inliers(best, q, n, thr2, fk.sampson_sq, sub)
-    if m < MIN_INLIERS or m < 0.8 * cnt:  # the wide refit lost the consensus: keep RANSAC's
+    if m < MIN_INLIERS or m < cnt:  # the wide refit lost consensus: keep RANSAC's model
         for a in range(9):
             best[a] = keep[a]
     if check_degeneracy:
@@ -168,10 +176,9 @@ def check_pairs(x1, x2, mask):
     if x1.shape != x2.shape:
         raise ValueError(f"x2: expected the shape of x1 {x1.shape}, got shape {x2.shape}")
     mask = as_mask("mask", mask, x1.shape[:-1])
-    x1f, batch = flatten_batch(x1, 2)
-    x2f, _ = flatten_batch(x2, 2)
-    mf, _ = flatten_batch(mask, 1)
-    return x1f, x2f, mf, batch
+    batch = x1.shape[:-2]
+    B, N = int(np.prod(batch, dtype=np.int64)), x1.shape[-2]
+    return x1.reshape(B, N, 2), x2.reshape(B, N, 2), mask.reshape(B, N), batch
 
 
 def estimate_fundamental(x1, x2, mask=None, *, threshold: float = 3.0, confidence: float = 0.999,
