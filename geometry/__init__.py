@@ -20,3 +20,8 @@ from .triangulation import (OptimalTriangulation, Triangulation, fundamental_fro
                             triangulate_dlt, triangulate_optimal)
 from .fusion import (MedianResult, MultiviewTriangulation, geometric_median, triangulate_multiview,
                      vector_median)
+from .alignment import (Similarity, apply_similarity, rotation_aligning, scale_from_bone_lengths,
+                        scale_from_height, umeyama, up_from_spine)
+from .bundle import BundleResult, bundle_adjust
+from .selfcalib import FocalResult, focal_from_fundamental, intrinsics_from_image_size
+from .rig import RigReconstruction, reconstruct_rig
