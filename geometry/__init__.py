@@ -25,3 +25,4 @@ from .alignment import (Similarity, apply_similarity, rotation_aligning, scale_f
 from .bundle import BundleResult, bundle_adjust
 from .selfcalib import FocalResult, focal_from_fundamental, intrinsics_from_image_size
 from .rig import RigReconstruction, reconstruct_rig
+from .sync import TimeOffsets, apply_time_offsets, estimate_time_offsets

@@ -140,13 +140,18 @@ def _ba_subset(T, J, max_points):
 
 
 def _bougnoux(pp, K):
-    """Median Bougnoux focal over pairs where it is valid and consistent, or ``None``."""
+    """Median Bougnoux focal over pairs where it is valid and consistent, or ``None``.
+
+    Only focals within a factor 3 of the initial guess count (near the singular configuration,
+    e.g. optical axes that meet, the formula returns consistent but meaningless values)."""
     pts = K[:, :2, 2]
     ok = pp.num_inliers >= 16
     if not ok.any():
         return None
     res = focal_from_fundamental(pp.F[ok], pts[pp.pairs[ok, 0]], pts[pp.pairs[ok, 1]])
     f = np.concatenate([res.f1[res.valid], res.f2[res.valid]])
+    f0 = float(np.median(K[:, 0, 0]))
+    f = f[(f > f0 / 3.0) & (f < 3.0 * f0)]
     if f.size < 2:
         return None
     med = float(np.median(f))
