@@ -26,3 +26,4 @@ from .bundle import BundleResult, bundle_adjust
 from .selfcalib import FocalResult, focal_from_fundamental, intrinsics_from_image_size
 from .rig import RigReconstruction, reconstruct_rig
 from .sync import TimeOffsets, apply_time_offsets, estimate_time_offsets
+from .rig_windowed import WindowedRigReconstruction, reconstruct_rig_windowed
