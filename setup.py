@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="Calibration-free, self-supervised multi-view 3D human pose: batched multi-view geometry, "
     "static-rig reconstruction and pseudo-label training.",
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     packages=find_packages(include=["geometry", "geometry.*", "pose", "pose.*", "learn", "learn.*",
                                     "benchmarks", "benchmarks.*"]),
     install_requires=[
