@@ -27,3 +27,6 @@ from .selfcalib import FocalResult, focal_from_fundamental, intrinsics_from_imag
 from .rig import RigReconstruction, reconstruct_rig
 from .sync import TimeOffsets, apply_time_offsets, estimate_time_offsets
 from .rig_windowed import WindowedRigReconstruction, reconstruct_rig_windowed
+# The submodule ``geometry.relative_pose`` shadows the function of the same name once imported;
+# the public name is the function (camera 2's pose relative to camera 1).
+from .camera import relative_pose  # noqa: E402,F811
