@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import least_squares
 
+from .camera import skew
 from ._validate import as_array, as_mask, as_matrix, as_points, as_weights, check_positive
 
 __all__ = ["BundleResult", "bundle_adjust", "so3_exp"]
@@ -59,7 +60,7 @@ def so3_exp(w) -> np.ndarray:
     """Rotation matrices ``(..., 3, 3)`` from axis-angle vectors ``w (..., 3)`` (radians)."""
     w = np.asarray(w, dtype=np.float64)
     th = np.linalg.norm(w, axis=-1)[..., None, None]
-    S = _skew(w)
+    S = skew(w)
     small = th < 1e-8
     ths = np.where(small, 1.0, th)
     a = np.where(small, 1.0 - th ** 2 / 6.0, np.sin(ths) / ths)
@@ -67,18 +68,10 @@ def so3_exp(w) -> np.ndarray:
     return np.eye(3) + a * S + b * (S @ S)
 
 
-def _skew(v):
-    S = np.zeros(v.shape[:-1] + (3, 3))
-    S[..., 0, 1], S[..., 0, 2] = -v[..., 2], v[..., 1]
-    S[..., 1, 0], S[..., 1, 2] = v[..., 2], -v[..., 0]
-    S[..., 2, 0], S[..., 2, 1] = -v[..., 1], v[..., 0]
-    return S
-
-
 def _left_jacobian(w):
     """``J_l(ω)`` with ``Exp(ω + δ) ≈ Exp(J_l δ) Exp(ω)``."""
     th = np.linalg.norm(w, axis=-1)[..., None, None]
-    S = _skew(w)
+    S = skew(w)
     small = th < 1e-6
     ths = np.where(small, 1.0, th)
     a = np.where(small, 0.5 - th ** 2 / 24.0, (1.0 - np.cos(ths)) / ths ** 2)
@@ -197,7 +190,7 @@ class _Problem:
         D *= sw[:, None, None]
         Jp = D @ R[cam]
         Jl = _left_jacobian(w)[cam]
-        Jw = -D @ _skew(RX) @ Jl
+        Jw = -D @ skew(RX) @ Jl
         Jc = np.concatenate([Jw, D], -1)
         k_c = k[cam]
         Jf = np.stack([(u - K[cam, 0, 2]) / k_c, (v - K[cam, 1, 2]) / k_c], -1) * sw[:, None]

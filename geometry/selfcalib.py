@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .camera import skew
 from ._validate import as_array, as_matrix, check_positive
 
 __all__ = ["FocalResult", "intrinsics_from_image_size", "focal_from_fundamental"]
@@ -63,21 +64,13 @@ def intrinsics_from_image_size(image_size, focal=None, *, fov_deg: float = 50.0)
     return K
 
 
-def _skew(v):
-    S = np.zeros(v.shape[:-1] + (3, 3))
-    S[..., 0, 1], S[..., 0, 2] = -v[..., 2], v[..., 1]
-    S[..., 1, 0], S[..., 1, 2] = v[..., 2], -v[..., 0]
-    S[..., 2, 0], S[..., 2, 1] = -v[..., 1], v[..., 0]
-    return S
-
-
 def _one_focal(F, pa, pb, rel_eps):
     """Squared focal of the camera whose points ``x_a`` enter as ``x_bᵀ F x_a = 0``."""
     # epipole in image b: left null vector of F (Fᵀ e_b = 0)
     _, _, Vt = np.linalg.svd(np.swapaxes(F, -1, -2))
     e = Vt[..., -1, :]
     I3 = np.diag([1.0, 1.0, 0.0])
-    Se = _skew(e)
+    Se = skew(e)
     mv = lambda A, v: np.einsum("...ij,...j->...i", A, v)  # noqa: E731
     dot = lambda a, b: np.einsum("...i,...i->...", a, b)  # noqa: E731
     num = -dot(pb, mv(Se @ I3 @ F, pa)) * dot(pa, mv(np.swapaxes(F, -1, -2), pb))
