@@ -1,0 +1,143 @@
+"""Reading a user's multi-camera 2D detections for the ``epigeo`` command.
+
+Accepted inputs:
+- a folder of per-camera OpenPose JSON folders (``cam01_json/``, ...), directly or under ``pose/``;
+- a folder of COCO keypoint JSON files, one per camera (sorted by file name; frames ordered by
+  ``image_id``; the highest-scoring person per image);
+- the project's npz (:func:`pose.save_project_npz`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+import pose
+
+__all__ = ["Detections", "load_detections"]
+
+
+@dataclass(frozen=True)
+class Detections:
+    """``keypoints (C, T, J, 3)``: ``[u, v, confidence]`` px, confidence 0 = missing;
+    ``camera_names``; ``skeleton`` (a :class:`pose.Skeleton` name or ``""``); ``source``;
+    ``image_size``: ``(width, height)`` px when the input stores it (npz), else ``None``."""
+
+    keypoints: np.ndarray
+    camera_names: tuple
+    skeleton: str
+    source: str
+    image_size: tuple | None = None
+
+    @property
+    def x(self) -> np.ndarray:
+        """``(C, T, J, 2)`` pixels with NaN where the confidence is 0."""
+        x = self.keypoints[..., :2].copy()
+        x[self.keypoints[..., 2] <= 0] = np.nan
+        return x
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.keypoints[..., 2].copy()
+
+
+def _equal_lengths(per, names, trim, what):
+    lengths = [p.shape[0] for p in per]
+    if len(set(lengths)) > 1:
+        if not trim:
+            detail = ", ".join(f"{n}: {k}" for n, k in zip(names, lengths))
+            raise ValueError(f"{what}: cameras have different frame counts ({detail}); "
+                             "pass --trim to keep the first min(...) frames of every camera")
+        T = min(lengths)
+        per = [p[:T] for p in per]
+    return np.stack(per)
+
+
+def _openpose(root: Path, trim: bool, progress: bool) -> Detections:
+    subs = sorted(d for d in root.glob("*_json") if d.is_dir())
+    names = tuple(d.name[:-5] for d in subs)
+    per = []
+    for d in tqdm(subs, desc="reading OpenPose", disable=not progress, unit="camera"):
+        k = pose.read_openpose_folder(d, num_joints=None)
+        if k.shape[0] == 0:
+            raise ValueError(f"{d}: camera '{d.name}' has no frames")
+        per.append(k)
+    J = {p.shape[1] for p in per}
+    if len(J) > 1:
+        raise ValueError(f"{root}: cameras have different joint counts {sorted(J)}")
+    kp = _equal_lengths(per, names, trim, str(root))
+    skel = {25: "body_25b"}.get(kp.shape[2], "")  # Pose2Sim's OpenPose model
+    return Detections(keypoints=kp, camera_names=names, skeleton=skel, source=str(root))
+
+
+def _coco(files, trim: bool, progress: bool) -> Detections:
+    per, names = [], []
+    for f in tqdm(files, desc="reading COCO", disable=not progress, unit="camera"):
+        c = pose.read_coco_keypoints(f)
+        ids = np.unique(c.image_id)
+        if ids.size == 0:
+            raise ValueError(f"{f}: no keypoint annotations")
+        J = c.keypoints.shape[-2]
+        out = np.zeros((ids.size, J, 3))
+        best = np.full(ids.size, -np.inf)
+        pos = np.searchsorted(ids, c.image_id)
+        for k, p in enumerate(pos):
+            if c.score[k] > best[p]:
+                best[p] = c.score[k]
+                out[p] = c.keypoints[k]
+        per.append(out)
+        names.append(Path(f).stem)
+    kp = _equal_lengths(per, names, trim, str(Path(files[0]).parent))
+    return Detections(keypoints=kp, camera_names=tuple(names),
+                      skeleton="coco_17" if kp.shape[2] == 17 else "", source=str(files[0]))
+
+
+def load_detections(path, *, trim: bool = False, progress: bool = True,
+                    skeleton: str | None = None) -> Detections:
+    """Read detections from ``path`` (see the module docstring). Raises ``ValueError`` naming the
+    file or camera when the input is malformed, has fewer than two cameras, or cameras disagree
+    on the frame count (unless ``trim``).
+
+    ``skeleton`` names the joint layout (a :data:`pose.SKELETONS` key); by default it is guessed:
+    OpenPose with 25 joints → ``body_25b``, COCO with 17 → ``coco_17``, an npz's stored name,
+    else unknown (``""``: root = joint 0, no skeleton plots)."""
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"INPUT: {p} does not exist")
+    if p.is_file():
+        if p.suffix != ".npz":
+            raise ValueError(f"INPUT: {p}: expected a folder or a project .npz file")
+        d = pose.load_project_npz(p)
+        kp = np.asarray(d.keypoints, np.float64)
+        if kp.ndim != 4 or kp.shape[-1] != 3:
+            raise ValueError(f"{p}: field 'keypoints' must be (C, T, J, 3), got {kp.shape}")
+        names = tuple(d.camera_names) or tuple(f"cam{c}" for c in range(kp.shape[0]))
+        size = np.asarray(d.image_size, np.float64)
+        det = Detections(keypoints=kp, camera_names=names, skeleton=d.skeleton, source=str(p),
+                         image_size=tuple(int(v) for v in size[0]) if size.size else None)
+    else:
+        root = p
+        if not any(root.glob("*_json")) and (root / "pose").is_dir():
+            root = root / "pose"
+        if any(d.is_dir() for d in root.glob("*_json")):
+            det = _openpose(root, trim, progress)
+        else:
+            files = sorted(root.glob("*.json"))
+            if not files:
+                raise ValueError(f"INPUT: {p}: no '*_json' camera folders and no COCO .json files")
+            det = _coco(files, trim, progress)
+    if skeleton:
+        sk = pose.get_skeleton(skeleton)
+        if sk.num_joints != det.keypoints.shape[2]:
+            raise ValueError(f"--skeleton: {sk.name} has {sk.num_joints} joints, the input "
+                             f"{p} has {det.keypoints.shape[2]}")
+        det = Detections(keypoints=det.keypoints, camera_names=det.camera_names,
+                         skeleton=sk.name, source=det.source, image_size=det.image_size)
+    if det.keypoints.shape[0] < 2:
+        raise ValueError(f"INPUT: {p}: need at least 2 cameras, found {det.keypoints.shape[0]}")
+    empty = [n for n, k in zip(det.camera_names, det.keypoints) if not np.any(k[..., 2] > 0)]
+    if empty:
+        raise ValueError(f"INPUT: camera(s) {', '.join(empty)} detect nothing in any frame")
+    return det
