@@ -226,7 +226,11 @@ def _frame_mode(x, K, mask, root, threshold, seed):
 
 
 def _calibrated(x, K, mask, conf, cameras, threshold):
-    """Robust DLT triangulation with known cameras → world points, validity, residuals."""
+    """Robust DLT triangulation with known cameras → world points, validity, residuals.
+
+    ``threshold`` (px) drops views reprojecting farther; ``None`` = adaptive like
+    :func:`geometry.reconstruct_rig`: a first pass at 50 px, then ``max(3, 4 σ)`` with σ the
+    robust (MAD) per-axis scale of the first pass's residuals."""
     C, T, J = x.shape[:3]
     if not isinstance(cameras, (tuple, list)) or len(cameras) != 2:
         raise ValueError("cameras: expected a pair (R (C, 3, 3), t (C, 3)) for mode "
@@ -238,9 +242,22 @@ def _calibrated(x, K, mask, conf, cameras, threshold):
     if t.shape != (C, 3):
         raise ValueError(f"cameras[1] (t): expected shape {(C, 3)}, got shape {t.shape}")
     P = geo.projection_matrix(K, R, t)                               # (C, 3, 4)
-    tri = geo.triangulate_multiview(P, np.moveaxis(x, 0, 1), mask=np.moveaxis(mask, 0, 1),
-                                    weights=None if conf is None else np.moveaxis(conf, 0, 1),
-                                    method="dlt", threshold=threshold)
+
+    def tri_at(thr):
+        return geo.triangulate_multiview(P, np.moveaxis(x, 0, 1), mask=np.moveaxis(mask, 0, 1),
+                                         weights=None if conf is None else np.moveaxis(conf, 0, 1),
+                                         method="dlt", threshold=thr)
+    if threshold is None:
+        tri = tri_at(50.0)
+        ok = tri.valid & (tri.num_views >= 2)
+        X0 = np.where(ok[..., None], tri.X, 0.0)
+        r0 = np.linalg.norm(geo.project_points(X0[None], K[:, None], R[:, None], t[:, None])
+                            - x, axis=-1)[np.moveaxis(tri.used, 0, 1) & ok[None]]
+        sigma = 1.4826 * float(np.median(r0)) / np.sqrt(2.0) if r0.size else 1.0
+        threshold = min(50.0, max(3.0, 4.0 * sigma))
+        tri = tri_at(threshold)
+    else:
+        tri = tri_at(threshold)
     jv = tri.valid & (tri.num_views >= 2)                            # (T, J)
     X = np.where(jv[..., None], tri.X, 0.0)
     proj = geo.project_points(X[None], K[:, None], R[:, None], t[:, None])
@@ -248,7 +265,8 @@ def _calibrated(x, K, mask, conf, cameras, threshold):
     res = np.where(mask & jv[None], res, np.nan)
     used = np.moveaxis(tri.used, 0, 1) & jv[None]
     info = {"median_reprojection_px": float(np.nanmedian(res[used])) if used.any()
-            else float("nan"), "inlier_fraction": float(used.sum() / max(1, mask.sum()))}
+            else float("nan"), "inlier_fraction": float(used.sum() / max(1, mask.sum())),
+            "outlier_threshold_px": float(threshold)}
     return R, t, X, jv, res, info
 
 
@@ -262,15 +280,19 @@ def make_pseudo_labels(x, K=None, confidence=None, mode: str = "rig", *, image_s
         x: ``(C, T, J, 2)`` pixels (NaN = missing), undistorted (see
             :func:`geometry.undistort_points`).
         K: ``(C, 3, 3)`` (or one ``(3, 3)``) intrinsics; if ``None``, a guess from ``image_size``
-            (``rig``/``window`` refine the focal length in bundle adjustment).
+            (``(width, height)`` px; ``rig``/``window`` then estimate the focal length: Bougnoux
+            from the pooled F, refined in bundle adjustment; ``rig_options={"focal": f}`` gives a
+            starting guess).
         confidence: optional ``(C, T, J)`` detector confidences; observations at or below
             ``min_confidence`` are ignored, the rest weight the fits and the label weights.
         mode: ``"frame"``, ``"rig"``, ``"window"`` or ``"calibrated"`` (module docstring).
         root: joint index, or indices averaged into the root (e.g. both hips).
         units: ``"normalized"`` (per-pose RMS scale 1) or ``"metric"`` (the reconstruction's
             units; not available in ``frame`` mode).
-        threshold: RANSAC threshold (Sampson distance, px); in ``calibrated`` mode
-            ``3 · threshold`` px is the reprojection error above which a view is dropped.
+        threshold: RANSAC threshold (Sampson distance, px) of ``frame``/``rig``/``window``.
+            In ``calibrated`` mode a view is dropped when it reprojects farther than
+            ``rig_options["outlier_threshold"]`` px, by default an adaptive ``max(3, 4 σ)``
+            (σ: robust residual scale), as in :func:`geometry.reconstruct_rig`.
         seed: randomness. window: frames per window (``window`` mode).
         rig_options: keyword arguments for :func:`geometry.reconstruct_rig` (``rig``/``window``).
         cameras: ``(R (C, 3, 3), t (C, 3))`` world→camera poses, for ``mode="calibrated"``.
@@ -289,6 +311,7 @@ def make_pseudo_labels(x, K=None, confidence=None, mode: str = "rig", *, image_s
         raise ValueError("cameras: give (R, t) exactly when mode='calibrated', got "
                          f"{'None' if cameras is None else 'cameras'} with mode={mode!r}")
     check_positive("threshold", threshold)
+    K_given = K is not None
     x, conf, mask, K = _check_inputs(x, K, confidence, image_size, min_confidence)
     C, T, J = x.shape[:3]
     root = tuple(int(r) for r in np.atleast_1d(root))
@@ -305,7 +328,8 @@ def make_pseudo_labels(x, K=None, confidence=None, mode: str = "rig", *, image_s
         X = X_cam[0]
     else:
         if mode == "calibrated":
-            R, t, X, jv, residuals, extra = _calibrated(x, K, mask, conf, cameras, 3 * threshold)
+            R, t, X, jv, residuals, extra = _calibrated(
+                x, K, mask, conf, cameras, (rig_options or {}).get("outlier_threshold"))
             info.update(extra)
             Rf, tf = R[None], t[None]
         else:
@@ -313,7 +337,9 @@ def make_pseudo_labels(x, K=None, confidence=None, mode: str = "rig", *, image_s
             fn = geo.reconstruct_rig if mode == "rig" else geo.reconstruct_rig_windowed
             if mode == "window":
                 opts["window"] = window
-            rec = fn(x, K=K, mask=mask, confidence=conf, seed=seed, **opts)
+            if not K_given:  # let the rig estimate the focal length from the image size
+                opts.setdefault("image_size", image_size)
+            rec = fn(x, K=K if K_given else None, mask=mask, confidence=conf, seed=seed, **opts)
             X, jv, residuals, K = rec.X, rec.point_valid, rec.residuals, rec.K
             if mode == "rig":
                 R, t = rec.R, rec.t
