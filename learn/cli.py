@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 __all__ = ["main"]
 
@@ -49,7 +50,7 @@ def _match_cameras(calib, names):
 
 def _prepare(det, calib, intrinsics_only, image_size, focal):
     """Undistorted pixels, confidences, K (``None`` = unknown: estimated by the rig from the
-    image size) and the image sizes."""
+    image size), the image sizes and the calibration matched to the input's cameras."""
     import geometry as geo
 
     x, conf = det.x, det.confidence
@@ -58,12 +59,12 @@ def _prepare(det, calib, intrinsics_only, image_size, focal):
         calib = _match_cameras(calib, det.camera_names)
         for c in range(C):
             x[c] = geo.undistort_points(x[c], calib.K[c], calib.dist[c])
-        return x, conf, calib.K.copy(), [tuple(s) for s in calib.image_size]
+        return x, conf, calib.K.copy(), [tuple(s) for s in calib.image_size], calib
     image_size = image_size or det.image_size
     if image_size is None:
         raise ValueError("--image-size: without --calib give the image size (width height) so "
                          "that the intrinsics can be guessed")
-    return x, conf, None, [tuple(image_size)] * C
+    return x, conf, None, [tuple(image_size)] * C, None
 
 
 def _write_outputs(out, args, det, x, conf, labels, skeleton, sizes, calib, mode, t0,
@@ -127,7 +128,8 @@ def reconstruct(args) -> dict:
     det = load_detections(args.input, trim=args.trim, progress=not args.quiet,
                           skeleton=args.skeleton)
     calib = pose.read_calibration_toml(args.calib) if args.calib else None
-    x, conf, K, sizes = _prepare(det, calib, args.intrinsics_only, args.image_size, args.focal)
+    x, conf, K, sizes, calib = _prepare(det, calib, args.intrinsics_only, args.image_size,
+                                        args.focal)
     C, T, J = x.shape[:3]
     skeleton = pose.get_skeleton(det.skeleton) if det.skeleton else None
     root = root_joints(skeleton) if skeleton is not None else (0,)
@@ -136,12 +138,15 @@ def reconstruct(args) -> dict:
     fixed = calib is not None and not args.intrinsics_only
     mode = "calibrated" if fixed else args.mode
     _log(f"reconstructing ({mode} mode{': cameras from ' + str(args.calib) if fixed else ''})...")
+    steps = tqdm(total=2, desc=f"epigeo {mode}", unit="step", disable=args.quiet)
     labels = make_pseudo_labels(
         x, K, conf, mode=mode, root=root, min_confidence=args.min_confidence, seed=args.seed,
         units="metric" if fixed else "normalized", image_size=sizes[0],
         rig_options={"focal": args.focal} if (K is None and args.focal) else None,
         cameras=(calib.R, calib.t) if fixed else None)
+    steps.update(1)
     if not labels.info.get("reconstruction_valid", True) or not labels.valid.any():
+        steps.close()
         raise ValueError(f"INPUT: {args.input}: no usable reconstruction ({mode} mode: "
                          f"{labels.info.get('cameras_registered', '?')} cameras registered, "
                          f"{100 * labels.info.get('labelled_fraction', 0.0):.0f} % of frames "
@@ -150,7 +155,10 @@ def reconstruct(args) -> dict:
     try:
         report = _write_outputs(out, args, det, x, conf, labels, skeleton, sizes, calib, mode,
                                 t0, written)
+        steps.update(1)
+        steps.close()
     except Exception as exc:
+        steps.close()
         done = ", ".join(str(w) for w in written) or "nothing"
         raise ValueError(f"--out: writing the results to {out} failed half-way ({exc}); "
                          f"written so far (incomplete set): {done}") from exc
@@ -164,6 +172,9 @@ def reconstruct(args) -> dict:
         for p in a["pairs"]:
             _log(f"  cameras {p['pair']}: rotation {p['rotation_deg']:.2f}°, "
                  f"translation {p['translation_deg']:.2f}°")
+    if mode == "window":
+        _log("calibration.toml holds the cameras of the middle frame's window; per-frame cameras "
+             "are in pseudo_labels.npz (R_frames, t_frames)")
     _log("wrote: " + ", ".join(str(w) for w in written))
     return report
 

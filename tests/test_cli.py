@@ -91,6 +91,20 @@ def test_intrinsics_only_reports_errors_against_the_calibration(tmp_path, people
     assert "median relative rotation error" in stdout
 
 
+def test_calibration_cameras_are_matched_by_name(tmp_path, people, capsys):
+    """Regression: a calibration listing the cameras in another order than the input folders."""
+    src = _write_openpose(tmp_path / "trial", people)
+    rig, order = people.rig, [2, 0, 1]
+    pose.write_calibration_toml(tmp_path / "calib.toml", names=[f"cam_{c + 1:02d}" for c in order],
+                                image_size=np.tile(rig.image_size, (3, 1)), K=rig.K[order],
+                                dist=np.zeros((3, 4)), R=rig.R[order], t=rig.t[order])
+    rc, _, err = _run(capsys, "reconstruct", src, "--calib", tmp_path / "calib.toml",
+                      "--intrinsics-only", "--out", tmp_path / "out", "--quiet")
+    assert rc == 0, err
+    a = json.loads((tmp_path / "out" / "report.json").read_text())["against_calibration"]
+    assert a["max_rotation_deg"] < 0.5
+
+
 def test_full_calibration_gives_metric_labels(tmp_path, people, capsys):
     src = _write_openpose(tmp_path / "trial", people)
     calib = _write_calib(tmp_path / "calib.toml", people)
