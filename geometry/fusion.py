@@ -188,10 +188,11 @@ def triangulate_multiview(P, x, mask=None, weights=None, *, method: str = "dlt",
                          "broadcast") from None
     m = as_mask("mask", mask, batch + (C, N))
     w = as_weights("weights", weights, batch + (C, N))
-    Pb = np.ascontiguousarray(np.broadcast_to(P, batch + (C, 3, 4))).reshape(-1, C, 3, 4)
-    xb = np.ascontiguousarray(np.broadcast_to(x, batch + (C, N, 2))).reshape(-1, C, N, 2)
+    nb = int(np.prod(batch, dtype=np.int64))  # explicit: -1 fails for N = 0
+    Pb = np.ascontiguousarray(np.broadcast_to(P, batch + (C, 3, 4))).reshape(nb, C, 3, 4)
+    xb = np.ascontiguousarray(np.broadcast_to(x, batch + (C, N, 2))).reshape(nb, C, N, 2)
     B = Pb.shape[0]
-    use = (m & (w > 0)).reshape(-1, C, N) & np.all(np.isfinite(xb), axis=-1)
+    use = (m & (w > 0)).reshape(nb, C, N) & np.all(np.isfinite(xb), axis=-1)
     xb = np.nan_to_num(xb)
     Pn = np.empty_like(Pb)
     H = np.empty((B, 4))

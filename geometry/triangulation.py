@@ -114,10 +114,11 @@ def triangulate_dlt(P, x, mask=None, weights=None) -> Triangulation:
     shape_obs = batch + (C, N)
     m = as_mask("mask", mask, shape_obs)
     w = as_weights("weights", weights, shape_obs)
-    Pb = np.ascontiguousarray(np.broadcast_to(P, batch + (C, 3, 4))).reshape(-1, C, 3, 4)
-    xb = np.ascontiguousarray(np.broadcast_to(x, batch + (C, N, 2))).reshape(-1, C, N, 2)
-    use = (m & (w > 0)).reshape(-1, C, N) & np.all(np.isfinite(xb), axis=-1)
-    sw = np.sqrt(w).reshape(-1, C, N)
+    nb = int(np.prod(batch, dtype=np.int64))  # explicit: -1 fails for N = 0
+    Pb = np.ascontiguousarray(np.broadcast_to(P, batch + (C, 3, 4))).reshape(nb, C, 3, 4)
+    xb = np.ascontiguousarray(np.broadcast_to(x, batch + (C, N, 2))).reshape(nb, C, N, 2)
+    use = (m & (w > 0)).reshape(nb, C, N) & np.all(np.isfinite(xb), axis=-1)
+    sw = np.sqrt(w).reshape(nb, C, N)
     X, valid, err, nv, pos = _run_dlt(Pb, xb, use, sw, xb)
     return Triangulation(X=X.reshape(batch + (N, 3)), valid=valid.reshape(batch + (N,)),
                          reproj_error=err.reshape(batch + (N,)),
@@ -140,6 +141,19 @@ def fundamental_from_projections(P1, P2) -> np.ndarray:
     F = np.empty((a.shape[0], 3, 3))
     fundamentals_kernel(a, b, F)
     return F.reshape(batch + (3, 3))
+
+
+def _distinct_centres(Pab) -> np.ndarray:
+    """``(B,)``: the two cameras of each pair ``Pab (B, 2, 3, 4)`` have different centres (a
+    common centre — a pure rotation — leaves nothing to triangulate)."""
+    M, p = Pab[..., :3], Pab[..., 3]
+    det = np.linalg.det(M)
+    ok = np.all(np.abs(det) > 1e-12 * np.maximum(np.abs(M).max(axis=(-2, -1)) ** 3, 1e-300), -1)
+    Ms = np.where(ok[:, None, None, None], M, np.eye(3))
+    c = -np.linalg.solve(Ms, p[..., None])[..., 0]                     # (B, 2, 3)
+    d = np.linalg.norm(c[:, 0] - c[:, 1], axis=-1)
+    scale = np.maximum(np.linalg.norm(c, axis=-1).max(-1), 1.0)
+    return ~ok | (d > 1e-9 * scale)
 
 
 def triangulate_optimal(x1, x2, P1, P2, *, F=None, mask=None) -> OptimalTriangulation:
@@ -174,9 +188,10 @@ def triangulate_optimal(x1, x2, P1, P2, *, F=None, mask=None) -> OptimalTriangul
         batch = np.broadcast_shapes(*shapes)
     except ValueError:
         raise ValueError(f"x1/P1/P2/F: batch shapes {shapes} do not broadcast") from None
-    m = as_mask("mask", mask, batch + (N,)).reshape(-1, N)
-    xa = np.ascontiguousarray(np.broadcast_to(x1, batch + (N, 2))).reshape(-1, N, 2)
-    xb = np.ascontiguousarray(np.broadcast_to(x2, batch + (N, 2))).reshape(-1, N, 2)
+    nb = int(np.prod(batch, dtype=np.int64))  # explicit: -1 fails for N = 0
+    m = as_mask("mask", mask, batch + (N,)).reshape(nb, N)
+    xa = np.ascontiguousarray(np.broadcast_to(x1, batch + (N, 2))).reshape(nb, N, 2)
+    xb = np.ascontiguousarray(np.broadcast_to(x2, batch + (N, 2))).reshape(nb, N, 2)
     Pa = np.broadcast_to(P1, batch + (3, 4)).reshape(-1, 3, 4)
     Pb = np.broadcast_to(P2, batch + (3, 4)).reshape(-1, 3, 4)
     Pab = np.ascontiguousarray(np.stack([Pa, Pb], axis=1))
@@ -188,6 +203,7 @@ def triangulate_optimal(x1, x2, P1, P2, *, F=None, mask=None) -> OptimalTriangul
         Fb = np.ascontiguousarray(np.broadcast_to(F, batch + (3, 3))).reshape(-1, 3, 3)
         Fb = Fb / np.maximum(np.linalg.norm(Fb, axis=(-2, -1), keepdims=True), 1e-300)
     use = m & np.all(np.isfinite(xa), axis=-1) & np.all(np.isfinite(xb), axis=-1)
+    use &= _distinct_centres(Pab)[:, None]
     xc = np.empty((B, 2, N, 2))
     ok = np.empty((B, N), dtype=np.bool_)
     E1 = np.empty((B, 3))
