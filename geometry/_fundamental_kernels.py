@@ -440,9 +440,9 @@ def refine_sampson(q, idx, m, f, ws, S, iterations=4):
 
 
 @njit(cache=True)
-def homography_explains(q, idx, m, thr2, ws, S):
-    """Degeneracy test: how many of ``q[idx[:m]]`` a DLT homography ``x2 ~ H x1`` (fitted to all
-    of them) transfers within ``sqrt(thr2)``. Planar scenes and zero baselines explain all."""
+def _homography_explains_dir(q, idx, m, thr2, ws, S, a1, a2):
+    """How many of ``q[idx[:m]]`` a DLT homography from columns ``a1, a1+1`` to ``a2, a2+1``
+    (fitted to all of them) transfers within ``sqrt(thr2)``."""
     M = S[0]
     for a in range(9):
         for b in range(9):
@@ -450,10 +450,10 @@ def homography_explains(q, idx, m, thr2, ws, S):
     r = ws[200:209]
     for k in range(m):
         i = idx[k]
-        x = q[i, 0]
-        y = q[i, 1]
-        u = q[i, 2]
-        v = q[i, 3]
+        x = q[i, a1]
+        y = q[i, a1 + 1]
+        u = q[i, a2]
+        v = q[i, a2 + 1]
         for half in range(2):
             for a in range(9):
                 r[a] = 0.0
@@ -488,13 +488,25 @@ def homography_explains(q, idx, m, thr2, ws, S):
     cnt = 0
     for k in range(m):
         i = idx[k]
-        x = q[i, 0]
-        y = q[i, 1]
+        x = q[i, a1]
+        y = q[i, a1 + 1]
         w = h[6] * x + h[7] * y + h[8]
         if w == 0.0:
             continue
-        du = (h[0] * x + h[1] * y + h[2]) / w - q[i, 2]
-        dv = (h[3] * x + h[4] * y + h[5]) / w - q[i, 3]
+        du = (h[0] * x + h[1] * y + h[2]) / w - q[i, a2]
+        dv = (h[3] * x + h[4] * y + h[5]) / w - q[i, a2 + 1]
         if du * du + dv * dv < thr2:
             cnt += 1
     return cnt
+
+
+@njit(cache=True)
+def homography_explains(q, idx, m, thr2, ws, S):
+    """Degeneracy test: how many of ``q[idx[:m]]`` a DLT homography (fitted to all of them)
+    transfers within ``sqrt(thr2)``, the better of ``x2 ~ H x1`` and ``x1 ~ H x2``. Planar scenes
+    and zero baselines explain all; the reverse direction catches a plane seen at a grazing angle
+    in camera 1 (near-collinear ``x1``), where the forward DLT is ill-conditioned."""
+    c = _homography_explains_dir(q, idx, m, thr2, ws, S, 0, 2)
+    if m - c < 3:
+        return c
+    return max(c, _homography_explains_dir(q, idx, m, thr2, ws, S, 2, 0))
