@@ -32,7 +32,7 @@ from .bundle import bundle_adjust
 from .fusion import triangulate_multiview
 from .selfcalib import focal_from_fundamental, intrinsics_from_image_size
 
-__all__ = ["RigReconstruction", "reconstruct_rig", "check_rig_inputs"]
+__all__ = ["RigReconstruction", "reconstruct_rig", "check_rig_inputs", "check_views"]
 
 _FOCAL = (None, "none", "shared", "per_camera")
 
@@ -67,9 +67,9 @@ class RigReconstruction:
     summary: dict = field(default_factory=dict)
 
 
-def check_rig_inputs(x, K, mask, confidence, image_size, focal, min_confidence):
-    """Validate :func:`reconstruct_rig`'s inputs → ``x (C,T,J,2)``, ``K (C,3,3)``,
-    ``obs (C,T,J)``, ``w (C,T,J)``, ``K_given`` (bool)."""
+def check_views(x, confidence=None):
+    """Validate multi-view detections: ``x (C, T, J, 2)`` pixels with ``C ≥ 2`` cameras, and the
+    optional ``confidence (C, T, J)`` (NaN → 0, non-negative). Returns both as float64."""
     x = as_points("x", x)
     if x.ndim != 4:
         raise ValueError(f"x: expected shape (C, T, J, 2), got shape {x.shape}")
@@ -78,6 +78,22 @@ def check_rig_inputs(x, K, mask, confidence, image_size, focal, min_confidence):
         raise ValueError(f"x: need at least 2 cameras, got shape {x.shape}")
     if T < 1 or J < 1:
         raise ValueError(f"x: need at least one frame and one joint, got shape {x.shape}")
+    if confidence is None:
+        return x, None
+    w = as_array("confidence", confidence)
+    if w.shape != (C, T, J):
+        raise ValueError(f"confidence: expected shape {(C, T, J)}, got shape {w.shape}")
+    w = np.nan_to_num(w, nan=0.0)
+    if np.any(w < 0):
+        raise ValueError("confidence: expected non-negative values")
+    return x, w
+
+
+def check_rig_inputs(x, K, mask, confidence, image_size, focal, min_confidence):
+    """Validate :func:`reconstruct_rig`'s inputs → ``x (C,T,J,2)``, ``K (C,3,3)``,
+    ``obs (C,T,J)``, ``w (C,T,J)``, ``K_given`` (bool)."""
+    x, w = check_views(x, confidence)
+    C, T, J = x.shape[:3]
     if K is None:
         if image_size is None:
             raise ValueError("K: give intrinsics K (C, 3, 3) or image_size (width, height)")
@@ -94,15 +110,9 @@ def check_rig_inputs(x, K, mask, confidence, image_size, focal, min_confidence):
         K = K / K[:, 2:3, 2:3]
         given = True
     obs = as_mask("mask", mask, (C, T, J)) & np.all(np.isfinite(x), -1)
-    if confidence is None:
+    if w is None:
         w = np.ones((C, T, J))
     else:
-        w = as_array("confidence", confidence)
-        if w.shape != (C, T, J):
-            raise ValueError(f"confidence: expected shape {(C, T, J)}, got shape {w.shape}")
-        w = np.nan_to_num(w, nan=0.0)
-        if np.any(w < 0):
-            raise ValueError("confidence: expected non-negative values")
         obs &= w > min_confidence
     return x, K, obs, np.where(obs, w, 0.0), given
 

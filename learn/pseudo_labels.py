@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import geometry as geo
+from geometry.rig import check_views
 from geometry._validate import as_array, as_matrix, as_points, check_positive
 
 __all__ = ["PseudoLabels", "PairReconstruction", "make_pseudo_labels", "epipolar_pair",
@@ -162,20 +163,8 @@ def epipolar_pair(x1, x2, K1, K2, mask=None, *, threshold: float = 3.0,
 
 
 def _check_inputs(x, K, confidence, image_size, min_confidence):
-    x = as_points("x", x)
-    if x.ndim != 4:
-        raise ValueError(f"x: expected shape (C, T, J, 2), got shape {x.shape}")
-    C, T, J = x.shape[:3]
-    if C < 2:
-        raise ValueError(f"x: need at least 2 cameras, got shape {x.shape}")
-    if T < 1 or J < 1:
-        raise ValueError(f"x: need at least one frame and one joint, got shape {x.shape}")
-    conf = None
-    if confidence is not None:
-        conf = as_array("confidence", confidence)
-        if conf.shape != (C, T, J):
-            raise ValueError(f"confidence: expected shape {(C, T, J)}, got shape {conf.shape}")
-        conf = np.nan_to_num(conf, nan=0.0)
+    x, conf = check_views(x, confidence)
+    C = x.shape[0]
     mask = np.all(np.isfinite(x), axis=-1)
     if conf is not None:
         mask &= conf > min_confidence
