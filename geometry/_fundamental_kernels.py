@@ -170,11 +170,13 @@ def solve_cubic(c3, c2, c1, c0, roots):
     R = (2.0 * a * a * a - 9.0 * a * b + 27.0 * c) / 54.0
     nr = 0
     if R * R < Q * Q * Q:
-        th = np.arccos(R / np.sqrt(Q * Q * Q))
+        # cos(φ ± 2π/3) = −cos φ / 2 ∓ (√3/2) sin φ with φ = θ/3 ∈ [0, π/3]: one arccos, one cos
         sQ = -2.0 * np.sqrt(Q)
-        roots[0] = sQ * np.cos(th / 3.0) - a / 3.0
-        roots[1] = sQ * np.cos((th + 2.0 * np.pi) / 3.0) - a / 3.0
-        roots[2] = sQ * np.cos((th - 2.0 * np.pi) / 3.0) - a / 3.0
+        cp = np.cos(np.arccos(R / np.sqrt(Q * Q * Q)) / 3.0)
+        sp = np.sqrt(max(0.0, 1.0 - cp * cp)) * 0.8660254037844386
+        roots[0] = sQ * cp - a / 3.0
+        roots[1] = sQ * (-0.5 * cp - sp) - a / 3.0
+        roots[2] = sQ * (-0.5 * cp + sp) - a / 3.0
         nr = 3
     else:
         A = -np.cbrt(abs(R) + np.sqrt(R * R - Q * Q * Q))
