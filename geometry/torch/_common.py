@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 
 __all__ = ["as_tensor", "as_points", "as_matrix", "as_mask", "as_weights", "broadcast_batch",
-           "check_positive", "check_probability", "chunked", "hash32", "uniform_keys",
-           "eps_for", "adjugate3", "det3", "skew"]
+           "check_positive", "check_probability", "chunked", "linalg_chunked", "EIG_CHUNK",
+           "hash32", "uniform_keys", "eps_for", "adjugate3", "det3", "skew"]
 
 
 def _shape_str(shape) -> str:
@@ -142,13 +142,23 @@ def chunked(fn, size: int, *tensors):
     return torch.cat(outs)
 
 
+EIG_CHUNK = 16384  # most matrices per batched eigh/svd call: cuSOLVER's batched syevj fails near 32k
+
+
+def linalg_chunked(fn, size: int, *tensors):
+    """:func:`chunked` for batched ``eigh``/``svd``/``det`` calls: at most
+    ``min(size, EIG_CHUNK)`` matrices per call whatever chunk size the caller chose."""
+    return chunked(fn, max(1, min(int(size), EIG_CHUNK)), *tensors)
+
+
 _M32 = 0xFFFFFFFF
 
 
 def hash32(x: torch.Tensor) -> torch.Tensor:
     """A 32-bit integer mix (lowbias32-like, constants < 2³¹ so int64 products never overflow).
 
-    ``x`` is int64 holding values in ``[0, 2³²)``; returns the same. Identical on every device.
+    ``x`` is an int64 tensor (or a Python int) holding values in ``[0, 2³²)``; returns the same.
+    Identical on every device.
     """
     x = x & _M32
     x = x ^ (x >> 16)
@@ -167,7 +177,7 @@ def uniform_keys(seed: int, problem: torch.Tensor, stream: torch.Tensor) -> torc
     ``seed``, the problem's global index and the stream index — not on the device, the dtype or
     how the batch was split.
     """
-    s = hash32(torch.tensor(int(seed) & _M32, dtype=torch.int64, device=problem.device))
+    s = int(hash32(int(seed) & _M32))  # a Python int: no host→device copy in the hot loop
     h = hash32(hash32(problem ^ s) + 0x3C6EF372)
     h = hash32(h ^ (stream & _M32))
     return (h >> 8).to(torch.float32) * (1.0 / 16777216.0)

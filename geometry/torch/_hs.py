@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ._common import chunked
+from ._common import chunked, linalg_chunked
 
 __all__ = ["fundamental_from_projections", "correct_matches", "epipoles_from_fundamental"]
 
@@ -51,7 +51,7 @@ def _svd_null(F):
 
 def epipoles_from_fundamental(F: torch.Tensor, chunk_size: int = 16384):
     """Unit epipoles ``e1 (B,3)`` (``F e1 = 0``) and ``e2`` (``Fᵀ e2 = 0``)."""
-    return chunked(lambda f: _svd_null(f), chunk_size, F)
+    return linalg_chunked(_svd_null, chunk_size, F)
 
 
 def _aberth(p: torch.Tensor, iters: int = 60) -> torch.Tensor:

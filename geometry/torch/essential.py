@@ -2,7 +2,8 @@
 decomposition), and the cheirality test — batched, sync-free.
 
 Conventions as :mod:`geometry.essential`: ``E = K2ᵀ F K1``, ``X2 = R X1 + t``, ``|t| = 1``,
-``E ∝ [t]ₓ R``; candidates in OpenCV's order ``(R1, t), (R1, −t), (R2, t), (R2, −t)``.
+``E ∝ [t]ₓ R``; candidates ordered ``(R1, t), (R1, −t), (R2, t), (R2, −t)`` as OpenCV lists them
+(which rotation is "R1" depends on the SVD's signs, in every library: compare candidates as sets).
 """
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ from dataclasses import dataclass
 
 import torch
 from kornia.geometry.epipolar import essential_from_fundamental as _k_e_from_f
-from kornia.geometry.epipolar import motion_from_essential as _k_motion
 
 from ._common import (adjugate3, as_mask, as_matrix, as_points, broadcast_batch,
-                      check_positive, chunked, det3)
+                      check_positive, det3, linalg_chunked)
 
 __all__ = ["PoseResult", "essential_from_fundamental", "decompose_essential", "recover_pose",
            "rank2_ok", "cheirality_depths"]
@@ -48,9 +48,9 @@ def essential_from_fundamental(F, K1, K2, *, project: bool = True,
     if project:
         def proj(e):
             U, S, Vh = torch.linalg.svd(e)
-            d = torch.tensor([1.0, 1.0, 0.0], dtype=e.dtype, device=e.device)
-            return (U @ (d[:, None] * Vh)) * (S[:, :1, None] > 0)
-        E = chunked(proj, chunk_size, E)
+            Vh = torch.cat([Vh[:, :2], torch.zeros_like(Vh[:, 2:])], 1)  # singular values 1, 1, 0
+            return (U @ Vh) * (S[:, :1, None] > 0)
+        E = linalg_chunked(proj, chunk_size, E)
     n = E.flatten(-2).norm(dim=-1)[:, None, None]
     E = torch.where(n > 0, E / torch.where(n > 0, n, torch.ones_like(n)), torch.zeros_like(E))
     return E.reshape(batch + (3, 3))
@@ -58,23 +58,39 @@ def essential_from_fundamental(F, K1, K2, *, project: bool = True,
 
 def rank2_ok(E: torch.Tensor) -> torch.Tensor:
     """``(...)`` bool: E finite with rank ≥ 2 — the second eigenvalue of ``EᵀE`` above
-    ``1e-12`` of its trace (estimated from the principal 2×2 minors; no decomposition)."""
+    ``1e-12`` (float32: ``1e-5``) of its trace (from the principal 2×2 minors of ``EᵀE``; no
+    decomposition)."""
     A = E.transpose(-1, -2) @ E
     tr = A.diagonal(dim1=-2, dim2=-1).sum(-1)
     m2 = (A[..., 0, 0] * A[..., 1, 1] - A[..., 0, 1] ** 2 + A[..., 0, 0] * A[..., 2, 2]
           - A[..., 0, 2] ** 2 + A[..., 1, 1] * A[..., 2, 2] - A[..., 1, 2] ** 2)
-    return torch.isfinite(tr) & (tr > 0) & (m2 > 1e-12 * tr * tr)
+    tol = 1e-12 if E.dtype == torch.float64 else 1e-5  # float32: above its rounding of m2
+    return torch.isfinite(tr) & (tr > 0) & (m2 > tol * tr * tr)
+
+
+def _motion(E: torch.Tensor):
+    """Kornia's ``motion_from_essential`` (SVD; ``U``, ``Vᵀ`` sign-fixed to det +1;
+    ``R1 = U W Vᵀ``, ``R2 = U Wᵀ Vᵀ`` with ``W = [[0,-1,0],[1,0,0],[0,0,1]]``, ``t = U[:, 2]``;
+    stacked ``[R1, R1, R2, R2] × [t, −t, t, −t]``) written with elementwise column operations,
+    so no constant tensor is copied host→device inside the loop. ``E (B, 3, 3)`` →
+    ``Rs (B, 4, 3, 3)``, ``ts (B, 4, 3)``."""
+    U, _, Vh = torch.linalg.svd(E)
+    flip_u = (det3(U) < 0)[:, None, None]
+    U = torch.cat([U[..., :2], torch.where(flip_u, -U[..., 2:], U[..., 2:])], -1)
+    flip_v = (det3(Vh) < 0)[:, None, None]
+    Vh = torch.cat([Vh[:, :2], torch.where(flip_v, -Vh[:, 2:], Vh[:, 2:])], 1)
+    u1, u2, u3 = U[..., 0:1], U[..., 1:2], U[..., 2:3]
+    R1 = torch.cat([u2, -u1, u3], -1) @ Vh
+    R2 = torch.cat([-u2, u1, u3], -1) @ Vh
+    t = U[..., 2]
+    return torch.stack([R1, R1, R2, R2], 1), torch.stack([t, -t, t, -t], 1)
 
 
 def _decompose(E, chunk_size):
     """``E (B, 3, 3)`` → ``Rs (B, 4, 3, 3)``, ``ts (B, 4, 3)``, ``ok (B,)``."""
     ok = rank2_ok(E)
     Es = torch.where(ok[:, None, None], E, torch.eye(3, dtype=E.dtype, device=E.device))
-
-    def motion(e):
-        Rs, ts = _k_motion(e)  # kornia: SVD, dets fixed, [R1,R1,R2,R2] × [t,-t,t,-t]
-        return Rs, ts.squeeze(-1)
-    Rs, ts = chunked(motion, chunk_size, Es)
+    Rs, ts = linalg_chunked(_motion, chunk_size, Es)
     Rs, ts = Rs.to(E.dtype), ts.to(E.dtype)
     ts = ts / ts.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(E.dtype).tiny)
     eye = torch.eye(3, dtype=E.dtype, device=E.device).expand_as(Rs)
@@ -88,7 +104,8 @@ def decompose_essential(E, *, chunk_size: int = 16384):
 
     Returns ``R (..., 4, 3, 3)`` (proper rotations) and ``t (..., 4, 3)`` (unit) in OpenCV's
     order ``(R1, t), (R1, −t), (R2, t), (R2, −t)`` with ``E ∝ [t]ₓ R`` for each (Kornia's
-    ``motion_from_essential``). A rank < 2 ``E`` gives identity rotations and zero translations.
+    ``motion_from_essential`` algorithm). Which rotation comes first depends on the SVD's sign
+    choices, as in the numpy path and OpenCV; the set of four is the same. A rank < 2 ``E`` gives identity rotations and zero translations.
     """
     E = as_matrix("E", E, 3, 3)
     batch = E.shape[:-2]

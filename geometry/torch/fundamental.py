@@ -11,11 +11,12 @@ import math
 
 import torch
 
-from ._common import as_mask, as_points, as_weights, chunked, det3
+from ._common import (_shape_str, as_mask, as_matrix, as_points, as_weights, det3,
+                      linalg_chunked)
 
-__all__ = ["normalize_pairs", "denormalize", "design_rows", "fundamental_7pt",
-           "fundamental_8pt", "sampson_distance", "sampson_sq", "enforce_rank2",
-           "canonical_sign"]
+__all__ = ["hartley_normalize", "fundamental_7point", "fundamental_8point", "sampson_distance",
+           "symmetric_epipolar_distance", "normalize_pairs", "denormalize", "design_rows",
+           "sampson_sq", "enforce_rank2", "canonical_sign"]
 
 
 def normalize_pairs(x1, x2, use):
@@ -92,23 +93,6 @@ def sampson_sq(F: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     den = Fx1[..., 0] ** 2 + Fx1[..., 1] ** 2 + Ftx2[..., 0] ** 2 + Ftx2[..., 1] ** 2
     return torch.where(den > 0, e * e / torch.where(den > 0, den, torch.ones_like(den)),
                        torch.full_like(den, float("inf")))
-
-
-def sampson_distance(F, x1, x2) -> torch.Tensor:
-    """First-order geometric (Sampson) distance in pixels, ``(..., N)``.
-
-    ``F (..., 3, 3)``, ``x1, x2 (..., N, 2)`` pixels (``x2ᵀ F x1 = 0``); leading dims broadcast.
-    ``sqrt((x2ᵀFx1)² / ((Fx1)₁² + (Fx1)₂² + (Fᵀx2)₁² + (Fᵀx2)₂²))``; NaN where a point is NaN,
-    ``inf`` where the denominator vanishes.
-    """
-    x1 = as_points("x1", x1)
-    x2 = as_points("x2", x2, like=x1)
-    if x1.shape[-2] != x2.shape[-2]:
-        raise ValueError(f"x2: expected shape (..., {x1.shape[-2]}, 2) like x1, got shape "
-                         f"{tuple(x2.shape)}")
-    from ._common import as_matrix
-    F = as_matrix("F", F, 3, 3, like=x1)
-    return sampson_sq(F, torch.cat(torch.broadcast_tensors(x1, x2), -1)).sqrt()
 
 
 # --------------------------------------------------------------------------- 7-point
@@ -206,29 +190,6 @@ def seven_point_normalized(q7: torch.Tensor):
     return F, valid
 
 
-def fundamental_7pt(x1, x2):
-    """7-point fundamental matrices of ``x1, x2 (..., 7, 2)`` pixels (Hartley-normalised).
-
-    Returns ``F (..., 3, 3, 3)`` — up to three candidates, each unit norm with its largest entry
-    positive, zeros where absent — and ``valid (..., 3)``. Exact data gives a candidate equal to
-    the true F (up to scale).
-    """
-    x1 = as_points("x1", x1)
-    x2 = as_points("x2", x2, like=x1)
-    if x1.shape[-2] != 7 or x2.shape != x1.shape:
-        raise ValueError(f"x1/x2: expected shape (..., 7, 2) each, got shapes {tuple(x1.shape)} "
-                         f"and {tuple(x2.shape)}")
-    batch = x1.shape[:-2]
-    a, b = x1.reshape(-1, 7, 2), x2.reshape(-1, 7, 2)
-    use = torch.isfinite(a).all(-1) & torch.isfinite(b).all(-1)
-    q, s, c1, c2 = normalize_pairs(a, b, use)
-    Fn, valid = seven_point_normalized(q)
-    valid = valid & use.all(-1)[:, None] & (s > 0)[:, None]
-    F = denormalize(Fn, s, c1, c2)
-    F = torch.where(valid[..., None, None], F, torch.zeros_like(F))
-    return F.reshape(batch + (3, 3, 3)), valid.reshape(batch + (3,))
-
-
 # --------------------------------------------------------------------------- 8-point
 def enforce_rank2(F: torch.Tensor, chunk_size: int = 16384) -> torch.Tensor:
     """Closest rank-2 matrix (Frobenius) of ``F (B, 3, 3)`` via a batched SVD (chunked)."""
@@ -236,11 +197,11 @@ def enforce_rank2(F: torch.Tensor, chunk_size: int = 16384) -> torch.Tensor:
         U, S, Vh = torch.linalg.svd(f)
         S = torch.cat([S[:, :2], torch.zeros_like(S[:, 2:])], -1)
         return U @ (S[:, :, None] * Vh)
-    return chunked(one, chunk_size, F)
+    return linalg_chunked(one, chunk_size, F)
 
 
 def _min_eigvec(M, chunk_size):
-    return chunked(lambda m: torch.linalg.eigh(m)[1][..., 0], chunk_size, M)
+    return linalg_chunked(lambda m: torch.linalg.eigh(m)[1][..., 0], chunk_size, M)
 
 
 def weighted_eight_point(q, w, chunk_size: int = 16384):
@@ -257,30 +218,149 @@ def weighted_eight_point(q, w, chunk_size: int = 16384):
     return F, ok
 
 
-def fundamental_8pt(x1, x2, mask=None, weights=None, *, chunk_size: int = 16384):
-    """Normalised (weighted) 8-point fundamental matrix with rank-2 enforcement.
 
-    Args:
-        x1, x2: ``(..., N, 2)`` pixels (NaN = missing). mask: ``(..., N)`` bool.
-        weights: ``(..., N)`` non-negative weights on the squared algebraic residuals.
-        chunk_size: most matrices per batched ``eigh``/``svd`` call.
-    Returns:
-        ``F (..., 3, 3)`` (unit norm, largest entry positive, ``x2ᵀ F x1 = 0``; zeros where
-        invalid) and ``valid (...)`` (at least 8 usable pairs, points not coincident).
-    """
+# --------------------------------------------------------------------------- public API
+def _pairs(x1, x2, n_exact=None):
     x1 = as_points("x1", x1)
     x2 = as_points("x2", x2, like=x1)
     if x2.shape != x1.shape:
-        raise ValueError(f"x2: expected shape {tuple(x1.shape)} (like x1), got shape "
-                         f"{tuple(x2.shape)}")
-    batch, N = x1.shape[:-2], x1.shape[-2]
-    m = as_mask("mask", mask, batch + (N,), x1.device).reshape(-1, N)
-    w = as_weights("weights", weights, batch + (N,), x1).reshape(-1, N)
-    a, b = x1.reshape(-1, N, 2), x2.reshape(-1, N, 2)
-    use = m & (w > 0) & torch.isfinite(a).all(-1) & torch.isfinite(b).all(-1)
+        raise ValueError(f"x2: expected the shape of x1 {_shape_str(x1.shape)}, got shape "
+                         f"{_shape_str(x2.shape)}")
+    if n_exact is not None and x1.shape[-2] != n_exact:
+        raise ValueError(f"x1: expected shape (..., {n_exact}, 2), got shape "
+                         f"{_shape_str(x1.shape)}")
+    return x1, x2
+
+
+def _hartley(x, use):
+    """:func:`hartley_normalize` on validated ``x (..., N, 2)`` and ``use (..., N)``."""
+    w = use.to(x.dtype)
+    cnt = w.sum(-1).clamp_min(1)
+    xs = torch.where(use[..., None], x, torch.zeros_like(x))
+    c = xs.sum(-2) / cnt[..., None]
+    mean = ((xs - c[..., None, :]).pow(2).sum(-1).sqrt() * w).sum(-1) / cnt
+    ok = mean > 1e-12
+    s = torch.where(ok, 2.0 ** 0.5 / torch.where(ok, mean, torch.ones_like(mean)),
+                    torch.ones_like(mean))
+    c = torch.where(ok[..., None], c, torch.zeros_like(c))
+    z, one = torch.zeros_like(s), torch.ones_like(s)
+    T = torch.stack([torch.stack([s, z, -s * c[..., 0]], -1),
+                     torch.stack([z, s, -s * c[..., 1]], -1),
+                     torch.stack([z, z, one], -1)], -2)
+    return (x - c[..., None, :]) * s[..., None, None], T
+
+
+def hartley_normalize(x, mask=None):
+    """Hartley's isotropic normalisation of ``x (..., N, 2)`` (pixels).
+
+    Translates the centroid of the valid points (mask True and finite) to the origin and scales
+    their mean distance to √2. Returns ``xn (..., N, 2)`` and ``T (..., 3, 3)`` with
+    ``[xn, 1]ᵀ = T [x, 1]ᵀ``; problems with no spread get ``T = I``. Differentiable.
+    """
+    x = as_points("x", x)
+    use = as_mask("mask", mask, x.shape[:-1], x.device) & torch.isfinite(x).all(-1)
+    return _hartley(x, use)
+
+
+def fundamental_7point(x1, x2):
+    """The 7-point solver: ``x1, x2 (..., 7, 2)`` pixels → ``F (..., 3, 3, 3)``, ``count (...)``.
+
+    ``F[..., k, :, :]`` for ``k < count`` are the (1 or 3) real rank-2 solutions (unit Frobenius
+    norm, largest-magnitude entry positive, ``x2ᵀ F x1 = 0``), the rest zero; count 0 marks a
+    degenerate sample (coincident points, rank < 7) or NaN input — as
+    :func:`geometry.fundamental.fundamental_7point`. The null space comes from Gauss–Jordan
+    elimination and the cubic is solved in closed form (no eigensolver).
+    """
+    x1, x2 = _pairs(x1, x2, 7)
+    batch = x1.shape[:-2]
+    a, b = x1.reshape(-1, 7, 2), x2.reshape(-1, 7, 2)
+    use = torch.isfinite(a).all(-1) & torch.isfinite(b).all(-1)
     q, s, c1, c2 = normalize_pairs(a, b, use)
-    Fn, ok = weighted_eight_point(q, torch.where(use, w, torch.zeros_like(w)), chunk_size)
-    ok = ok & (s > 0)
-    F = denormalize(Fn, s, c1, c2)
-    F = torch.where(ok[:, None, None], F, torch.zeros_like(F))
-    return F.reshape(batch + (3, 3)), ok.reshape(batch)
+    Fn, valid = seven_point_normalized(q)
+    valid = valid & use.all(-1)[:, None] & (s > 0)[:, None]
+    F = torch.where(valid[..., None, None], denormalize(Fn, s, c1, c2), torch.zeros_like(Fn))
+    order = torch.argsort((~valid).to(torch.int8), dim=-1, stable=True)  # valid ones first
+    F = torch.gather(F, 1, order[..., None, None].expand(-1, 3, 3, 3))
+    count = valid.sum(-1)
+    return F.reshape(batch + (3, 3, 3)), count.reshape(batch)
+
+
+def fundamental_8point(x1, x2, mask=None, weights=None, *, chunk_size: int = 16384):
+    """Normalised (weighted) 8-point algorithm with rank-2 projection.
+
+    Args:
+        x1, x2: ``(..., N, 2)`` pixels; NaN points are ignored. mask: ``(..., N)`` bool.
+        weights: ``(..., N)`` non-negative weights of the squared algebraic residuals.
+        chunk_size: most matrices per batched ``eigh``/``svd`` call (capped at 16384).
+    Returns:
+        ``F (..., 3, 3)`` minimising ``Σ wᵢ (x2ᵢᵀ F x1ᵢ)²`` in Hartley-normalised coordinates
+        (each image normalised separately, as :func:`geometry.fundamental.fundamental_8point`),
+        unit norm with its largest entry positive, and ``valid (...)``: at least 8 points with
+        positive weight and a unique solution (design matrix of rank 8; float32 uses looser
+        rank tolerances). Invalid problems get ``F = 0``. Differentiable where valid.
+    """
+    x1, x2 = _pairs(x1, x2)
+    batch, N = x1.shape[:-2], x1.shape[-2]
+    m = as_mask("mask", mask, batch + (N,), x1.device)
+    w = as_weights("weights", weights, batch + (N,), x1)
+    use = m & (w > 0) & torch.isfinite(x1).all(-1) & torch.isfinite(x2).all(-1)
+    a, b = x1.reshape(-1, N, 2), x2.reshape(-1, N, 2)
+    use, w = use.reshape(-1, N), w.reshape(-1, N)
+    x1n, T1 = _hartley(a, use)
+    x2n, T2 = _hartley(b, use)
+    q = torch.where(use[..., None], torch.cat([x1n, x2n], -1), 0.0)
+    A = design_rows(q) * torch.where(use, w, torch.zeros_like(w)).sqrt()[..., None]
+    M = A.transpose(-1, -2) @ A
+    evals, evecs = linalg_chunked(torch.linalg.eigh, chunk_size, M)
+    Fn = evecs[..., 0].unflatten(-1, (3, 3))
+
+    def rank2(f):
+        U, S, Vh = torch.linalg.svd(f)
+        return U @ (torch.cat([S[:, :2], torch.zeros_like(S[:, 2:])], -1)[..., None] * Vh), S
+    Fn, S = linalg_chunked(rank2, chunk_size, Fn)
+    F = canonical_sign(T2.transpose(-1, -2) @ Fn @ T1)
+    t_eig, t_sv = (1e-12, 1e-9) if x1.dtype == torch.float64 else (1e-5, 1e-5)
+    valid = ((use.sum(-1) >= 8) & (evals[:, 1] > t_eig * evals[:, -1].clamp_min(1e-300))
+             & (S[:, 1] > t_sv * S[:, 0]))
+    F = torch.where(valid[:, None, None], F, torch.zeros_like(F))
+    return F.reshape(batch + (3, 3)), valid.reshape(batch)
+
+
+def _epipolar_terms(F, x1, x2):
+    x1, x2 = _pairs(x1, x2)
+    F = as_matrix("F", F, 3, 3, like=x1)
+    Fb = F[..., None, :, :]
+    h1 = torch.cat([x1, torch.ones_like(x1[..., :1])], -1)
+    h2 = torch.cat([x2, torch.ones_like(x2[..., :1])], -1)
+    l2 = (Fb @ h1[..., None]).squeeze(-1)                  # epipolar line of x1 in image 2
+    l1 = (Fb.transpose(-1, -2) @ h2[..., None]).squeeze(-1)  # epipolar line of x2 in image 1
+    return (h2 * l2).sum(-1), l1, l2
+
+
+def sampson_distance(F, x1, x2, *, squared: bool = False) -> torch.Tensor:
+    """Sampson (first-order geometric) distance in pixels, ``(..., N)``.
+
+    ``|e| / sqrt((F x1)₀² + (F x1)₁² + (Fᵀ x2)₀² + (Fᵀ x2)₁²)`` with ``e = x2ᵀ F x1``
+    (squared with ``squared=True``). ``F (..., 3, 3)``, ``x1, x2 (..., N, 2)``; leading dims
+    broadcast. ``inf`` where the denominator vanishes, NaN where a point is NaN.
+    Differentiable in ``F``, ``x1``, ``x2`` (the unsquared distance not at zero residual).
+    """
+    e, l1, l2 = _epipolar_terms(F, x1, x2)
+    d = l2[..., 0] ** 2 + l2[..., 1] ** 2 + l1[..., 0] ** 2 + l1[..., 1] ** 2
+    r2 = torch.where(d > 0, e * e / torch.where(d > 0, d, torch.ones_like(d)),
+                     torch.full_like(d, float("inf")))
+    return r2 if squared else r2.sqrt()
+
+
+def symmetric_epipolar_distance(F, x1, x2, *, squared: bool = False) -> torch.Tensor:
+    """Symmetric epipolar distance in pixels, ``(..., N)``: ``sqrt(d(x2, F x1)² + d(x1, Fᵀ x2)²)``
+    (point-to-epipolar-line distances in each image; the sum of squares with ``squared=True``).
+    ``inf`` where a line is undefined."""
+    e, l1, l2 = _epipolar_terms(F, x1, x2)
+    n2 = l2[..., 0] ** 2 + l2[..., 1] ** 2
+    n1 = l1[..., 0] ** 2 + l1[..., 1] ** 2
+    ok = (n1 > 0) & (n2 > 0)
+    one = torch.ones_like(n1)
+    r2 = torch.where(ok, e * e * (1.0 / torch.where(ok, n2, one) + 1.0 / torch.where(ok, n1, one)),
+                     torch.full_like(n1, float("inf")))
+    return r2 if squared else r2.sqrt()

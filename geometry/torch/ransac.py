@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from ._common import (as_mask, as_points, check_positive, check_probability, chunked, hash32,
-                      uniform_keys)
+                      linalg_chunked, uniform_keys)
 from .fundamental import (denormalize, normalize_pairs, sampson_sq, seven_point_normalized,
                           weighted_eight_point)
 
@@ -100,7 +100,8 @@ def _homography_explained(q, inl, thr2, chunk_size):
     r2 = torch.stack([zero, zero, zero, x, y, one, -v * x, -v * y, -v], -1)
     w = inl.to(q.dtype)
     M = torch.einsum("bn,bni,bnj->bij", w, r1, r1) + torch.einsum("bn,bni,bnj->bij", w, r2, r2)
-    h = chunked(lambda m: torch.linalg.eigh(m)[1][..., 0], chunk_size, M).unflatten(-1, (3, 3))
+    h = linalg_chunked(lambda m: torch.linalg.eigh(m)[1][..., 0], chunk_size, M)
+    h = h.unflatten(-1, (3, 3))
     p = torch.einsum("bij,bnj->bni", h, torch.stack([x, y, one], -1))
     z = p[..., 2]
     zok = z.abs() > 1e-12

@@ -20,7 +20,8 @@ import torch
 from ._common import (adjugate3, as_mask, as_matrix, as_points, as_weights, broadcast_batch,
                       det3)
 
-__all__ = ["Triangulation", "OptimalTriangulation", "triangulate_dlt", "triangulate_optimal"]
+__all__ = ["Triangulation", "OptimalTriangulation", "triangulate_dlt", "triangulate_optimal",
+           "fundamental_from_projections"]
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,35 @@ def triangulate_dlt(P, x, mask=None, weights=None) -> Triangulation:
                          positive_depth=pos.reshape(batch + (N,)))
 
 
+def _distinct_centres(Pa: torch.Tensor, Pb: torch.Tensor) -> torch.Tensor:
+    """``(B,)``: cameras ``Pa, Pb (B, 3, 4)`` have different centres (a common centre — a pure
+    rotation — leaves nothing to triangulate), as ``geometry.triangulation._distinct_centres``:
+    true also where a camera has no finite centre. Elementwise (adjugate), no solver."""
+    M = torch.stack([Pa[..., :3], Pb[..., :3]], 1)                       # (B, 2, 3, 3)
+    p = torch.stack([Pa[..., 3], Pb[..., 3]], 1)                         # (B, 2, 3)
+    det = det3(M)
+    big = M.abs().flatten(-2).amax(-1).pow(3).clamp_min(1e-300)
+    ok = (det.abs() > 1e-12 * big).all(-1)
+    dsafe = torch.where(det != 0, det, torch.ones_like(det))
+    c = -(adjugate3(M) @ p[..., None]).squeeze(-1) / dsafe[..., None]    # (B, 2, 3)
+    d = (c[:, 0] - c[:, 1]).norm(dim=-1)
+    scale = c.norm(dim=-1).amax(-1).clamp_min(1.0)
+    return ~ok | (d > 1e-9 * scale)
+
+
+def fundamental_from_projections(P1, P2) -> torch.Tensor:
+    """Fundamental matrix of two cameras: ``P1, P2 (..., 3, 4)`` → ``F (..., 3, 3)`` with
+    ``x2ᵀ F x1 = 0``, unit Frobenius norm (all zeros when the camera centres coincide); batch
+    dims broadcast. Elementwise (signed 4×4 minors, H&Z eq. 17.3), differentiable."""
+    from ._hs import fundamental_from_projections as _ffp
+    P1 = as_matrix("P1", P1, 3, 4)
+    P2 = as_matrix("P2", P2, 3, 4, like=P1)
+    batch = broadcast_batch("P1/P2", P1.shape[:-2], P2.shape[:-2])
+    a = P1.expand(batch + (3, 4)).reshape(-1, 3, 4)
+    b = P2.expand(batch + (3, 4)).reshape(-1, 3, 4)
+    return _ffp(a, b).reshape(batch + (3, 3))
+
+
 def triangulate_optimal(x1, x2, P1, P2, *, F=None, mask=None,
                         chunk_size: int = 16384) -> OptimalTriangulation:
     """Optimal (Hartley–Sturm) two-view triangulation: minimal squared pixel error.
@@ -176,13 +206,20 @@ def triangulate_optimal(x1, x2, P1, P2, *, F=None, mask=None,
         F: optional ``(..., 3, 3)`` fundamental matrix (``x2ᵀ F x1 = 0``) for the correction;
             by default computed from ``P1, P2``.
         mask: optional ``(..., N)`` bool.
+        chunk_size: most matrices per batched SVD call (epipoles of a given ``F``; capped at
+            16384) and, times 16, points per root-finding pass.
     Returns:
-        :class:`OptimalTriangulation`. The degree-6 polynomial's roots are found with a fixed
+        :class:`OptimalTriangulation`. Cameras with a common centre give ``valid=False`` (as the
+        numpy path); invalid points hold ``X = 0`` and the observed pixels with NaN as 0.
+        The degree-6 polynomial's roots are found with a fixed
         number of Aberth iterations (no host synchronisation); every root's real part and the
         point at infinity are tried and the cheapest kept, then the corrected pixels are
         triangulated linearly. Computed in float64, returned in ``x1``'s dtype.
     """
-    from ._hs import correct_matches, fundamental_from_projections
+    from ._hs import correct_matches
+    from ._hs import fundamental_from_projections as _ffp
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
     x1 = as_points("x1", x1)
     x2 = as_points("x2", x2, like=x1)
     if x1.shape != x2.shape:
@@ -204,11 +241,12 @@ def triangulate_optimal(x1, x2, P1, P2, *, F=None, mask=None,
     Pa = P1.expand(batch + (3, 4)).reshape(-1, 3, 4).to(f64)
     Pb = P2.expand(batch + (3, 4)).reshape(-1, 3, 4).to(f64)
     if F is None:
-        Fb = fundamental_from_projections(Pa, Pb)
+        Fb = _ffp(Pa, Pb)
     else:
         Fb = F.expand(batch + (3, 3)).reshape(-1, 3, 3).to(f64)
     Fb = Fb / Fb.flatten(-2).norm(dim=-1).clamp_min(1e-300)[:, None, None]
     use = m & torch.isfinite(xa).all(-1) & torch.isfinite(xb).all(-1)
+    use = use & _distinct_centres(Pa, Pb)[:, None]
     e1 = e2 = None
     if F is None:  # exact epipoles from the camera centres: e1 = P1 C2, e2 = P2 C1
         def centre(P):
@@ -224,8 +262,8 @@ def triangulate_optimal(x1, x2, P1, P2, *, F=None, mask=None,
     xobs = torch.stack([torch.where(ok[..., None], xa, 0.0), torch.where(ok[..., None], xb, 0.0)], 1)
     use2 = ok[:, None, :].expand(-1, 2, -1)
     X, valid, err, _, pos = _dlt_core(Pab, xc, use2, torch.ones_like(xc[..., 0]), xobs)
-    c1 = torch.where(valid[..., None], c1, xa)
-    c2 = torch.where(valid[..., None], c2, xb)
+    c1 = torch.where(valid[..., None], c1, torch.nan_to_num(xa, nan=0.0, posinf=0.0, neginf=0.0))
+    c2 = torch.where(valid[..., None], c2, torch.nan_to_num(xb, nan=0.0, posinf=0.0, neginf=0.0))
     rs = lambda a, tail: a.reshape(batch + tail)  # noqa: E731
     return OptimalTriangulation(X=rs(X, (N, 3)).to(dt), x1=rs(c1, (N, 2)).to(dt),
                                 x2=rs(c2, (N, 2)).to(dt), valid=rs(valid, (N,)),
