@@ -1,0 +1,238 @@
+"""learn.sync_pretext: pair sampler labels, flips, SyncNet shapes/symmetry, training (loss
+decreases, determinism), backbone transfer and fine-tuning, ValueErrors."""
+import numpy as np
+import pytest
+import torch
+
+from learn.heatmap_net import HeatmapNet
+from learn.sync_pretext import (PairSet, SyncNet, choose_labelled, evaluate_pose, finetune_pose,
+                                flip_images, gather_pairs, pretext_accuracy, pretext_loss,
+                                sample_pairs, train_pretext, transfer_backbone)
+
+torch.set_num_threads(1)
+SIZE = 32
+
+
+def _clip(lengths=(30, 20, 25)):
+    return np.concatenate([np.full(n, i) for i, n in enumerate(lengths)])
+
+
+def _images(C=3, T=12, seed=0):
+    """Random uint8 images (C, T, 3, S, S): every view distinct, none left-right symmetric."""
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, (C, T, 3, SIZE, SIZE), dtype=np.uint8)
+    return img
+
+
+# ---------------------------------------------------------------------------- pair sampler
+def test_sample_pairs_labels_are_true():
+    clip = _clip()
+    p = sample_pairs(clip, 4000, num_cameras=4, min_offset=3, max_offset=7, seed=1)
+    assert len(p) == 4000
+    assert np.all(p.cam_a != p.cam_b)                        # always two different views
+    assert np.all(p.frame_a[p.sync] == p.frame_b[p.sync])     # 'same instant' shares a frame
+    d = np.abs(p.offset[~p.sync])
+    assert d.min() >= 3 and d.max() <= 7
+    assert np.all(clip[p.frame_a] == clip[p.frame_b])        # partners stay in their clip
+    assert not np.any(p.flip_a & p.flip_b)                   # at most one view mirrored
+    np.testing.assert_array_equal(p.flipped, p.flip_a | p.flip_b)
+    assert 0.45 < p.sync.mean() < 0.55 and 0.45 < p.flipped.mean() < 0.55
+    assert 0.4 < p.flip_a[p.flipped].mean() < 0.6            # either view can be the flipped one
+    assert set(np.unique(p.cam_a)) == {0, 1, 2, 3}
+    # both directions of the offset are drawn
+    assert (p.offset[~p.sync] > 0).any() and (p.offset[~p.sync] < 0).any()
+
+
+def test_sample_pairs_respects_frames_and_seed():
+    clip = _clip()
+    allowed = np.zeros(len(clip), bool)
+    allowed[30:50] = True                                    # clip 1 only
+    p = sample_pairs(clip, 500, num_cameras=2, frames=allowed, min_offset=2, max_offset=4,
+                     seed=3)
+    assert allowed[p.frame_a].all() and allowed[p.frame_b].all()
+    q = sample_pairs(clip, 500, num_cameras=2, frames=np.arange(30, 50), min_offset=2,
+                     max_offset=4, seed=3)
+    for k in ("cam_a", "frame_a", "cam_b", "frame_b", "sync", "flip_a", "flip_b"):
+        np.testing.assert_array_equal(getattr(p, k), getattr(q, k))
+    r = sample_pairs(clip, 500, num_cameras=2, frames=allowed, min_offset=2, max_offset=4,
+                     seed=4)
+    assert not np.array_equal(p.frame_a, r.frame_a)
+
+
+def test_sample_pairs_ratio_extremes():
+    clip = _clip()
+    p = sample_pairs(clip, 200, num_cameras=3, sync_ratio=0.0, flip_ratio=1.0, seed=0)
+    assert not p.sync.any() and p.flipped.all()
+    p = sample_pairs(clip, 200, num_cameras=3, sync_ratio=1.0, flip_ratio=0.0, seed=0)
+    assert p.sync.all() and not p.flipped.any() and np.all(p.offset == 0)
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    (dict(clip=np.zeros((3, 4)), num_pairs=5, num_cameras=2), "clip"),
+    (dict(clip=_clip(), num_pairs=5, num_cameras=1), "num_cameras"),
+    (dict(clip=_clip(), num_pairs=5, num_cameras=2, min_offset=5, max_offset=2), "min_offset"),
+    (dict(clip=_clip(), num_pairs=0, num_cameras=2), "num_pairs"),
+    (dict(clip=_clip(), num_pairs=5, num_cameras=2, sync_ratio=1.5), "sync_ratio"),
+    (dict(clip=_clip(), num_pairs=5, num_cameras=2, frames=np.ones(7, bool)), "frames"),
+    (dict(clip=np.arange(10), num_pairs=5, num_cameras=2), "no frame"),   # 1-frame clips
+])
+def test_sample_pairs_value_errors(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        sample_pairs(**kwargs)
+
+
+# ---------------------------------------------------------------------------- flips, gather
+def test_flip_images_mirrors_only_flagged():
+    x = torch.arange(2 * 1 * 2 * 3, dtype=torch.float32).reshape(2, 1, 2, 3)
+    y = flip_images(x, torch.tensor([True, False]))
+    torch.testing.assert_close(y[0, 0], torch.tensor([[2.0, 1, 0], [5, 4, 3]]))
+    torch.testing.assert_close(y[1], x[1])
+    with pytest.raises(ValueError, match="mask"):
+        flip_images(x, torch.tensor([True]))
+    with pytest.raises(ValueError, match="images"):
+        flip_images(x[0], torch.tensor([True]))
+
+
+def test_gather_pairs_returns_the_right_views_mirrored():
+    img = _images()
+    clip = np.zeros(12, int)
+    p = sample_pairs(clip, 64, num_cameras=3, min_offset=1, max_offset=3, seed=2)
+    xa, xb = gather_pairs(torch.as_tensor(img), p.tensors())
+    for i in range(len(p)):
+        a = img[p.cam_a[i], p.frame_a[i]]
+        b = img[p.cam_b[i], p.frame_b[i]]
+        np.testing.assert_array_equal(xa[i].numpy(), a[..., ::-1] if p.flip_a[i] else a)
+        np.testing.assert_array_equal(xb[i].numpy(), b[..., ::-1] if p.flip_b[i] else b)
+
+
+# ---------------------------------------------------------------------------- model
+def test_syncnet_shapes_symmetry_and_errors():
+    torch.manual_seed(0)
+    net = SyncNet(width=8, embed=16, size=SIZE).eval()
+    xa = torch.randint(0, 256, (5, 3, SIZE, SIZE), dtype=torch.uint8)
+    xb = torch.randint(0, 256, (5, 3, SIZE, SIZE), dtype=torch.uint8)
+    out = net(xa, xb)
+    assert out.shape == (5, 2) and torch.isfinite(out).all()
+    torch.testing.assert_close(net(xb, xa), out)              # order of the views is irrelevant
+    assert net.features(xa).shape == (5, 8, SIZE // 4, SIZE // 4)
+    with pytest.raises(ValueError, match="xb"):
+        net(xa, xb[:4])
+    with pytest.raises(ValueError, match=r"x: expected shape \(B, 3, 32, 32\)"):
+        net(xa[..., :16], xb[..., :16])
+    with pytest.raises(ValueError, match="size"):
+        SyncNet(size=40)
+
+
+def test_pretext_loss_values_and_errors():
+    logits = torch.zeros(4, 2)
+    y = torch.tensor([1.0, 0, 1, 0])
+    torch.testing.assert_close(pretext_loss(logits, y, y), torch.tensor(2 * np.log(2.0),
+                                                                        dtype=torch.float32))
+    good = torch.tensor([[9.0, -9], [-9, 9]])
+    assert float(pretext_loss(good, torch.tensor([1.0, 0]), torch.tensor([0.0, 1]))) < 1e-3
+    with pytest.raises(ValueError, match="logits"):
+        pretext_loss(torch.zeros(4, 3), y, y)
+    with pytest.raises(ValueError, match="flipped"):
+        pretext_loss(logits, y, y[:3])
+
+
+def _toy():
+    img = _images(C=2, T=10, seed=4)
+    clip = np.zeros(10, int)
+    pairs = sample_pairs(clip, 48, num_cameras=2, min_offset=2, max_offset=4, seed=0)
+    big = PairSet(*[np.tile(getattr(pairs, k), 15) for k in
+                    ("cam_a", "frame_a", "cam_b", "frame_b", "sync", "flip_a", "flip_b")])
+    return img, pairs, big
+
+
+def _train_toy(seed):
+    img, pairs, big = _toy()
+    torch.manual_seed(seed)
+    net = SyncNet(width=8, embed=16, size=SIZE)
+    h = train_pretext(net, img, big, batch_size=16, lr=3e-3, seed=seed, progress=False)
+    return net, h, img, pairs
+
+
+def test_train_pretext_fits_toy_pairs_and_is_deterministic():
+    net, h, img, pairs = _train_toy(0)
+    assert len(h["step_loss"]) == 45
+    assert np.mean(h["step_loss"][-3:]) < 0.7 * np.mean(h["step_loss"][:3])
+    acc = pretext_accuracy(net, img, pairs)
+    assert acc["num_pairs"] == len(pairs) and acc["sync"] > 0.6 and acc["flip"] > 0.6
+    net2, h2, _, _ = _train_toy(0)
+    assert h2["step_loss"] == h["step_loss"]
+    for a, b in zip(net.state_dict().values(), net2.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    _, h3, _, _ = _train_toy(1)
+    assert h3["step_loss"] != h["step_loss"]
+
+
+def test_train_pretext_rejects_wrong_image_size():
+    img, _, big = _toy()
+    with pytest.raises(ValueError, match="images"):
+        train_pretext(SyncNet(width=8, embed=16, size=48), img, big, progress=False)
+    with pytest.raises(ValueError, match="images"):
+        pretext_accuracy(SyncNet(width=8, embed=16, size=SIZE), img[0], big)
+
+
+# ---------------------------------------------------------------------------- fine-tuning
+def test_transfer_backbone_copies_only_the_backbone():
+    torch.manual_seed(0)
+    sync = SyncNet(width=8, embed=16, size=SIZE)
+    pose = HeatmapNet(width=8, depth=4)
+    out = transfer_backbone(sync, pose)
+    for k, v in sync.backbone.state_dict().items():
+        torch.testing.assert_close(out.backbone.state_dict()[k], v)
+    for k, v in pose.head3d.state_dict().items():
+        torch.testing.assert_close(out.head3d.state_dict()[k], v)
+    assert not torch.equal(pose.backbone.stem[0][0].weight, sync.backbone.stem[0][0].weight)
+    with pytest.raises(ValueError, match="pretext"):
+        transfer_backbone(SyncNet(width=16, embed=16, size=SIZE), pose)
+
+
+def test_finetune_pose_loss_decreases_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (12, 3, SIZE, SIZE), dtype=np.uint8)
+    y = rng.normal(0, 0.5, (12, 17, 3))
+    y -= y[:, :1]
+
+    def run():
+        torch.manual_seed(0)
+        net = HeatmapNet(width=8, depth=4)
+        h = finetune_pose(net, img, y, steps=25, batch_size=6, lr=3e-3, seed=0, progress=False)
+        return net, h
+    net, h = run()
+    assert len(h["step_loss"]) == 25
+    assert np.mean(h["step_loss"][-3:]) < np.mean(h["step_loss"][:3])
+    _, h2 = run()
+    assert h2["step_loss"] == h["step_loss"]
+    ev = evaluate_pose(net, img, y + 1.0)                     # any root position: root-relative
+    assert set(ev) == {"n_mpjpe_mm", "pa_mpjpe_mm"} and np.isfinite(list(ev.values())).all()
+    with pytest.raises(ValueError, match="targets"):
+        finetune_pose(net, img, y[:5], steps=1, progress=False)
+    with pytest.raises(ValueError, match="truth"):
+        evaluate_pose(net, img, y[:, :5])
+
+
+def test_finetune_freeze_backbone_keeps_it():
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (8, 3, SIZE, SIZE), dtype=np.uint8)
+    y = rng.normal(0, 0.5, (8, 17, 3))
+    torch.manual_seed(0)
+    net = HeatmapNet(width=8, depth=4)
+    before = {k: v.clone() for k, v in net.backbone.state_dict().items() if "weight" in k}
+    head = net.head3d[1].weight.clone()
+    finetune_pose(net, img, y, steps=3, batch_size=4, freeze_backbone=True, progress=False)
+    for k, v in before.items():
+        torch.testing.assert_close(net.backbone.state_dict()[k], v)
+    assert not torch.equal(net.head3d[1].weight, head)
+
+
+def test_choose_labelled():
+    a = choose_labelled(np.arange(100, 200), 10, seed=1)
+    assert len(np.unique(a)) == 10 and a.min() >= 100 and np.all(np.diff(a) > 0)
+    np.testing.assert_array_equal(a, choose_labelled(np.arange(100, 200), 10, seed=1))
+    with pytest.raises(ValueError, match="budget"):
+        choose_labelled(np.arange(5), 6)
+    with pytest.raises(ValueError, match="candidates"):
+        choose_labelled(np.zeros((2, 3)), 1)
