@@ -28,6 +28,8 @@ def soft_argmax_2d(logits: torch.Tensor, stride: float = 1.0):
     """``logits (B, J, H, W)`` → expected positions ``(B, J, 2)`` ``(x, y)`` in input pixels
     (``stride`` input pixels per heatmap cell, cell centres at ``stride·(i + 0.5) − 0.5``) and
     a confidence ``(B, J)``: the softmax mass within 1.5 cells of the expected position."""
+    if logits.dim() != 4:
+        raise ValueError(f"logits: expected shape (B, J, H, W), got shape {tuple(logits.shape)}")
     B, J, H, W = logits.shape
     p = torch.softmax(logits.reshape(B, J, -1), -1).reshape(B, J, H, W)
     xs = (torch.arange(W, dtype=p.dtype, device=p.device) + 0.5) * stride - 0.5
@@ -43,6 +45,9 @@ def soft_argmax_2d(logits: torch.Tensor, stride: float = 1.0):
 def soft_argmax_3d(logits: torch.Tensor, depth: int) -> torch.Tensor:
     """``logits (B, J·D, H, W)`` → expected ``(x, y, z)`` ``(B, J, 3)`` in ``[-1, 1]`` (cell
     centres), ``x`` along ``W``, ``y`` along ``H``, ``z`` along ``D``."""
+    if logits.dim() != 4 or depth < 1 or logits.shape[1] % depth:
+        raise ValueError(f"logits: expected shape (B, J*{depth}, H, W), got shape "
+                         f"{tuple(logits.shape)}")
     B, JD, H, W = logits.shape
     J = JD // depth
     p = torch.softmax(logits.reshape(B, J, -1), -1).reshape(B, J, depth, H, W)
@@ -116,16 +121,25 @@ class HeatmapNet(nn.Module):
 
     @staticmethod
     def _img(x):
+        if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != x.shape[3] or x.shape[-1] % 4:
+            raise ValueError(f"x: expected images of shape (B, 3, S, S) with S divisible by 4, "
+                             f"got shape {tuple(x.shape)}")
         return image_tensor(x) if x.dtype == torch.uint8 else x
 
     def forward_2d(self, x: torch.Tensor):
+        """Images ``(B, 3, S, S)`` → ``(xy (B, J, 2)`` crop pixels, ``confidence (B, J))``."""
         x = self._img(x)
-        return soft_argmax_2d(self.head2d(self.backbone(x)), stride=x.shape[-1] /
-                              (x.shape[-1] // 4))
+        f = self.backbone(x)
+        return soft_argmax_2d(self.head2d(f), stride=x.shape[-1] / f.shape[-1])
+
+    def forward_3d_features(self, f: torch.Tensor) -> torch.Tensor:
+        """Backbone features ``(B, width, S/4, S/4)`` → root-relative 3D ``(B, J, 3)``."""
+        p = soft_argmax_3d(self.head3d(f), self.depth) * self.extent
+        return p - p[:, :1]
 
     def forward_3d(self, x: torch.Tensor) -> torch.Tensor:
-        p = soft_argmax_3d(self.head3d(self.backbone(self._img(x))), self.depth) * self.extent
-        return p - p[:, :1]
+        """Images ``(B, 3, S, S)`` → root-relative 3D ``(B, J, 3)`` in label units."""
+        return self.forward_3d_features(self.backbone(self._img(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_3d(x)

@@ -51,7 +51,13 @@ def solve_translation(points: torch.Tensor, x: torch.Tensor, weights: torch.Tens
                       ridge: float = 1e-6) -> torch.Tensor:
     """Translation ``T (B, 3)`` placing ``points (B, J, 3)`` (camera axes) so that they project
     onto normalised image coordinates ``x (B, J, 2)`` (``K⁻¹·pixel``): the weighted linear
-    least squares of ``x_j (Y_jz + T_z) = Y_jxy + T_xy``. Differentiable."""
+    least squares of ``x_j (Y_jz + T_z) = Y_jxy + T_xy`` (``weights (B, J)``, default 1;
+    ``ridge``: relative damping of the normal equations' diagonal). Differentiable."""
+    if points.dim() != 3 or points.shape[-1] != 3:
+        raise ValueError(f"points: expected shape (B, J, 3), got shape {tuple(points.shape)}")
+    if tuple(x.shape) != tuple(points.shape[:2]) + (2,):
+        raise ValueError(f"x: expected shape {tuple(points.shape[:2]) + (2,)}, got shape "
+                         f"{tuple(x.shape)}")
     B, J, _ = points.shape
     w = torch.ones(B, J, dtype=points.dtype, device=points.device) if weights is None else weights
     u, v = x[..., 0], x[..., 1]
@@ -62,8 +68,8 @@ def solve_translation(points: torch.Tensor, x: torch.Tensor, weights: torch.Tens
                      v * points[..., 2] - points[..., 1]], -1).reshape(B, 2 * J)
     ww = w.repeat_interleave(2, dim=1)
     AtA = torch.einsum("bn,bni,bnj->bij", ww, A, A)
-    scale = AtA.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)
-    AtA = AtA + ridge * scale[:, None, None] * torch.eye(3, dtype=A.dtype, device=A.device)
+    diag = AtA.diagonal(dim1=-2, dim2=-1)
+    AtA = AtA + torch.diag_embed(ridge * diag + 1e-12)     # relative (Levenberg) damping
     Atb = torch.einsum("bn,bni,bn->bi", ww, A, b)
     return torch.linalg.solve(AtA, Atb)
 
@@ -85,6 +91,14 @@ def projection_consistency(pred: torch.Tensor, x: torch.Tensor, weights: torch.T
     Returns:
         scalar: ``Σ w·ℓ / Σ w``.
     """
+    if pred.dim() != 3 or pred.shape[-1] != 3:
+        raise ValueError(f"pred: expected shape (B, J, 3), got shape {tuple(pred.shape)}")
+    if tuple(x.shape) != tuple(pred.shape[:2]) + (2,):
+        raise ValueError(f"x: expected shape {tuple(pred.shape[:2]) + (2,)}, got shape "
+                         f"{tuple(x.shape)}")
+    if weights is not None and tuple(weights.shape) != tuple(pred.shape[:2]):
+        raise ValueError(f"weights: expected shape {tuple(pred.shape[:2])}, got shape "
+                         f"{tuple(weights.shape)}")
     w = torch.ones(pred.shape[:2], dtype=pred.dtype, device=pred.device) if weights is None \
         else weights
     T = solve_translation(pred, x, w)

@@ -40,9 +40,9 @@ _RIGHT_BONES = np.array([2, 4, 5, 9, 12, 13])
 
 @dataclass(frozen=True)
 class Rendered:
-    """``images (N, 3, S, S)`` uint8 RGB; ``joints (N, J, 2)`` crop pixels; ``offset (N, 2)``
-    and ``scale (N,)`` with ``full = offset + scale · crop``; ``depth_order`` unused joints are
-    not marked: every joint is labelled, occluded or not."""
+    """``images (N, 3, S, S)`` uint8 RGB; ``joints (N, J, 2)`` float64 crop pixels (every
+    joint is labelled, occluded or not); ``offset (N, 2)`` float64 full-image pixels and
+    ``scale (N,)`` full pixels per crop pixel, with ``full = offset + scale · crop``."""
 
     images: np.ndarray
     joints: np.ndarray

@@ -136,12 +136,18 @@ def train_loop(model: torch.nn.Module, loss_fn: Callable, tensors: dict, *, epoc
 
 
 @torch.no_grad()
-def predict(fn: Callable, inputs, batch_size: int = 512, device=None) -> np.ndarray:
+def predict(fn: Callable, inputs, batch_size: int = 512, device=None,
+            dtype: torch.dtype | None = None) -> np.ndarray:
     """Apply ``fn`` (a module in eval mode, or any callable on tensors) to ``inputs`` (array
-    ``(N, ...)``) in batches; returns a float64 NumPy array ``(N, ...)``."""
+    ``(N, ...)``) in batches; returns a float64 NumPy array ``(N, ...)``.
+
+    ``dtype``: the batches' dtype; by default uint8 inputs (images) stay uint8 and everything
+    else becomes float32."""
+    if dtype is None:
+        dtype = torch.uint8 if np.asarray(inputs[:0]).dtype == np.uint8 else torch.float32
     outs = []
     for s in range(0, len(inputs), batch_size):
-        xb = to_tensor(inputs[s:s + batch_size], device)
+        xb = to_tensor(inputs[s:s + batch_size], device, dtype)
         outs.append(fn(xb).detach().cpu().double().numpy())
     return np.concatenate(outs) if outs else np.zeros((0,))
 
