@@ -10,7 +10,6 @@ missing) with confidences ``(C, T, J)``; 3D in each camera's frame ``x_cam = R X
   the pose's 2D size — what :class:`learn.lifter.Lifter` eats.
 - :func:`temporal_window`: gather ``W`` frames around each frame, clamped inside its clip.
 - :func:`make_lifting_set`: everything above for one set of frames → :class:`LiftingSet`.
-- :func:`noisy_labels`: ground truth corrupted like pseudo-labels (for tests only).
 """
 from __future__ import annotations
 
@@ -19,8 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["camera_frame", "root_relative", "normalize_scale", "normalized_coordinates",
-           "lifter_features", "temporal_window", "LiftingSet", "make_lifting_set",
-           "noisy_labels"]
+           "lifter_features", "temporal_window", "LiftingSet", "make_lifting_set"]
 
 
 def camera_frame(X, R, t) -> np.ndarray:
@@ -162,7 +160,14 @@ def make_lifting_set(x, K, confidence, frames, *, labels=None, label_weights=Non
         clip: ``(T,)`` clip ids for the temporal window (default one clip). window: odd ``W``.
     """
     x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 4 or x.shape[-1] != 2:
+        raise ValueError(f"x: expected shape (C, T, J, 2), got shape {x.shape}")
     C, T, J, _ = x.shape
+    if np.shape(confidence) != (C, T, J):
+        raise ValueError(f"confidence: expected shape {(C, T, J)}, got shape "
+                         f"{np.shape(confidence)}")
+    if labels is not None and np.shape(labels) != (C, T, J, 3):
+        raise ValueError(f"labels: expected shape {(C, T, J, 3)}, got shape {np.shape(labels)}")
     conf = np.asarray(confidence, dtype=np.float64) * np.isfinite(x).all(-1)
     xn = normalized_coordinates(x, K, dist)
     feats = lifter_features(xn, conf, root)                               # (C,T,J,3)
@@ -190,18 +195,3 @@ def make_lifting_set(x, K, confidence, frames, *, labels=None, label_weights=Non
                       target=tgt[cam, frm].astype(np.float32),
                       weights=lw[cam, frm].astype(np.float32), truth=gt[cam, frm],
                       camera=cam, frame=frm)
-
-
-def noisy_labels(X_cam, *, sigma: float = 0.02, outlier_ratio: float = 0.0,
-                 outlier_sigma: float = 0.2, scale_jitter: float = 0.0, seed: int = 0):
-    """Ground truth ``X_cam (..., J, 3)`` corrupted like pseudo-labels (tests and ablations):
-    Gaussian noise ``sigma`` (label units), a fraction of joints moved by ``outlier_sigma``,
-    a random global scale ``exp(N(0, scale_jitter))`` per pose. Returns ``(labels, weights)``
-    with weights 0.3 on the outliers and 1 elsewhere."""
-    rng = np.random.default_rng(seed)
-    X = np.asarray(X_cam, dtype=np.float64)
-    out = X + rng.normal(0.0, sigma, X.shape)
-    bad = rng.random(X.shape[:-1]) < outlier_ratio
-    out = out + bad[..., None] * rng.normal(0.0, outlier_sigma, X.shape)
-    s = np.exp(rng.normal(0.0, scale_jitter, X.shape[:-2]))
-    return out * s[..., None, None], np.where(bad, 0.3, 1.0)

@@ -65,6 +65,13 @@ def test_lifting_set_shapes_and_units(people, lifting):
     rms = np.sqrt((lifting.target.astype(np.float64) ** 2).sum(-1).mean(-1))
     np.testing.assert_allclose(rms, 1.0, atol=1e-5)
     np.testing.assert_allclose(lifting.target[:, 0], 0.0, atol=1e-6)
+    rig, T = people.rig, np.arange(4)
+    with pytest.raises(ValueError, match=r"x: expected shape \(C, T, J, 2\)"):
+        make_lifting_set(people.x[0], rig.K, people.confidence, T)
+    with pytest.raises(ValueError, match="confidence"):
+        make_lifting_set(people.x, rig.K, people.confidence[:, :3], T)
+    with pytest.raises(ValueError, match="labels"):
+        make_lifting_set(people.x, rig.K, people.confidence, T, labels=np.zeros((1, 2, 17, 3)))
 
 
 def test_lifter_features_invariant_to_image_scale_and_shift(rng):
