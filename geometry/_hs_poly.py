@@ -12,251 +12,23 @@ and its stationary points are the real roots of the degree-6 polynomial
 
     g(t) = t ((a t + b)² + f2² (c t + d)²)² − (a d − b c) (1 + f1² t²)² (a t + b)(c t + d).
 
-Real roots are found without eigenvalues: ``t`` is scaled by Fujiwara's root bound so every
-root lies in ``[-1, 1]``, where roots are isolated between the roots of the next derivative
-(found the same way, recursively down to a linear one) and polished with bracketed Newton steps
-started at the secant point. Only sign changes of ``g`` can be minima of ``s``; they, and ``t = ∞``,
-are the candidates. The corrected points are the feet of the perpendiculars from the origin to
-the winning pair of lines, mapped back to pixels.
+Every ``t`` cheaper than a feasible cost ``U`` has ``t² / (1 + f1² t²) <= U``, so only
+``|t| <= L = sqrt(U / (1 − f1² U))`` needs searching. Certified fast path: ``U`` comes from two
+Newton steps on ``g`` from ``t = 0``; when ``|g'(0)| L > Σ_{k≥2} k |p_k| L^k``, ``g`` is strictly
+monotone on ``[-L, L]``, so its one root there (bracketed Newton) is the only finite candidate.
+Otherwise every real root in the interval is found (``geometry._hs_roots``: Fujiwara-scaled,
+recursive derivative root isolation, bracketed Laguerre/Newton). Only sign changes of ``g``
+from − to + can be minima of ``s``; they, ``t = 0`` and ``t = ∞`` are the candidates, so the
+result is the global optimum either way. The corrected points are the feet of the
+perpendiculars from the origin to the winning pair of lines, mapped back to pixels.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from numba import njit, prange
 
+from ._hs_roots import real_sign_roots
 from ._tri_kernels import camera_center_h, sym4_eig_min
-
-
-@njit(cache=True, inline="always")
-def _horner(c, r, m, x):
-    """Value and derivative at ``x`` of row ``r`` of ``c`` (ascending coefficients, degree
-    ``m``); rows are indexed in place because slicing costs more than the evaluation."""
-    f = c[r, m]
-    d = 0.0
-    for i in range(m - 1, -1, -1):
-        d = d * x + f
-        f = f * x + c[r, i]
-    return f, d
-
-
-@njit(cache=True)
-def _split(c, r, m, lo, hi):
-    """A bisection point of ``(lo, hi)`` that is scale-aware: 0 when the bracket straddles it,
-    the geometric mean when the ends differ by orders of magnitude (an end at 0 is replaced by
-    the lower root bound ``|c0| / (|c0| + max |ci|)``)."""
-    if lo < 0.0 < hi:
-        return 0.0
-    if lo == 0.0 or hi == 0.0:
-        cm = 0.0
-        for i in range(1, m + 1):
-            cm = max(cm, abs(c[r, i]))
-        low = abs(c[r, 0]) / (abs(c[r, 0]) + cm) if cm > 0.0 else 0.0
-        if hi == 0.0:
-            if low > 0.0 and -low > lo:
-                hi = -low
-            else:
-                return 0.5 * (lo + hi)
-        else:
-            if low > 0.0 and low < hi:
-                lo = low
-            else:
-                return 0.5 * (lo + hi)
-    a, b = abs(lo), abs(hi)
-    if max(a, b) > 8.0 * min(a, b):
-        g = np.sqrt(a) * np.sqrt(b)
-        return g if lo > 0.0 else -g
-    return 0.5 * (lo + hi)
-
-
-@njit(cache=True, inline="always")
-def _horner2(c, r, m, x):
-    """Value, first and second derivative of row ``r`` of ``c`` (ascending, degree ``m``)."""
-    f = c[r, m]
-    d = 0.0
-    dd = 0.0
-    for i in range(m - 1, -1, -1):
-        dd = dd * x + d
-        d = d * x + f
-        f = f * x + c[r, i]
-    return f, d, 2.0 * dd
-
-
-@njit(cache=True)
-def _bracket_root(c, r, m, lo, hi, flo, fhi, tol):
-    """Root of the degree-``m`` polynomial in row ``r`` of ``c`` (ascending) in ``(lo, hi)`` where it is
-    monotone and changes sign (values ``flo``, ``fhi`` at the ends): from the secant point a
-    Laguerre step (it lands near a cluster of roots, where Newton crawls), then Newton steps,
-    falling back to a scale-aware bisection when a step leaves the bracket or
-    ``|f|`` does not halve; stops when a step is below ``tol`` relative to the root."""
-    x = lo - flo * (hi - lo) / (fhi - flo)
-    if not (lo < x < hi):
-        x = 0.5 * (lo + hi)
-    neg_lo = flo < 0.0
-    fprev = np.inf
-    n = float(m)
-    laguerre = True
-    for _ in range(300):
-        f, d, dd = _horner2(c, r, m, x)
-        if f == 0.0:
-            return x
-        if (f < 0.0) == neg_lo:
-            lo = x
-        else:
-            hi = x
-        af = abs(f)
-        if laguerre:
-            G = d / f
-            Hh = G * G - dd / f
-            disc = (n - 1.0) * (n * Hh - G * G)
-            sq = np.sqrt(disc) if disc > 0.0 else 0.0
-            den = G + sq if G >= 0.0 else G - sq
-            step = n / den if den != 0.0 else np.inf
-        else:
-            step = f / d if d != 0.0 else np.inf
-        if abs(step) <= tol * abs(x):
-            return x - step
-        xn = x - step
-        laguerre = False
-        if not (lo < xn < hi) or af > 0.5 * fprev:
-            xn = _split(c, r, m, lo, hi)
-            laguerre = True
-        fprev = af
-        if hi - lo <= tol * max(abs(lo), abs(hi)):
-            return xn
-        x = xn
-    return x
-
-
-@njit(cache=True)
-def unit_sign_roots(p, deg, want, D, R, cnt):
-    """Real roots in ``[-1, 1]`` of the degree-``deg`` (2..6) polynomial ``p`` (ascending) where
-    it changes sign, ascending, written to ``R[0]``; returns their number. ``want`` > 0 keeps
-    only crossings from negative to positive, < 0 only the opposite, 0 both (exact zeros at
-    critical points are always kept). Roots of each derivative bracket the roots of the one
-    above; the quadratic derivative is solved in closed form. ``D (7, 7)``, ``R (7, 7)`` and
-    ``cnt (7,)`` are scratch."""
-    for i in range(deg + 1):
-        D[0, i] = p[i]
-    for k in range(1, deg):
-        m = deg - k + 1
-        for i in range(m):
-            D[k, i] = (i + 1) * D[k - 1, i + 1]
-    lvl = deg - 1
-    cnt[lvl] = 0
-    if D[lvl, 1] != 0.0:
-        r = -D[lvl, 0] / D[lvl, 1]
-        if -1.0 < r < 1.0:
-            R[lvl, 0] = r
-            cnt[lvl] = 1
-    top = deg - 2
-    if deg >= 3:
-        # closed-form roots of the quadratic derivative D[deg-2] (stable formula)
-        qa, qb, qc = D[top, 2], D[top, 1], D[top, 0]
-        nq = 0
-        if qa != 0.0:
-            disc = qb * qb - 4.0 * qa * qc
-            if disc >= 0.0:
-                sq = np.sqrt(disc)
-                qq = -0.5 * (qb + sq) if qb >= 0.0 else -0.5 * (qb - sq)
-                r1 = qq / qa
-                r2 = qc / qq if qq != 0.0 else r1
-                if r2 < r1:
-                    r1, r2 = r2, r1
-                if -1.0 < r1 < 1.0:
-                    R[top, nq] = r1
-                    nq += 1
-                if -1.0 < r2 < 1.0 and r2 != r1:
-                    R[top, nq] = r2
-                    nq += 1
-        elif qb != 0.0:
-            r1 = -qc / qb
-            if -1.0 < r1 < 1.0:
-                R[top, 0] = r1
-                nq = 1
-        cnt[top] = nq
-        top -= 1
-    for lvl in range(top, -1, -1):
-        m = deg - lvl
-        tol = 4e-16 if lvl == 0 else 1e-9
-        w = want if lvl == 0 else 0
-        nr = 0
-        lo = -1.0
-        flo, _ = _horner(D, lvl, m, lo)
-        if flo == 0.0:
-            R[lvl, nr] = lo
-            nr += 1
-        nc = cnt[lvl + 1]
-        for j in range(nc + 1):
-            hi = R[lvl + 1, j] if j < nc else 1.0
-            if hi <= lo:
-                continue
-            fhi, _ = _horner(D, lvl, m, hi)
-            if (flo < 0.0 and fhi > 0.0 and w >= 0) or (flo > 0.0 and fhi < 0.0 and w <= 0):
-                R[lvl, nr] = _bracket_root(D, lvl, m, lo, hi, flo, fhi, tol)
-                nr += 1
-            if fhi == 0.0:
-                R[lvl, nr] = hi
-                nr += 1
-            lo = hi
-            flo = fhi
-        cnt[lvl] = nr
-    return cnt[0]
-
-
-@njit(cache=True)
-def real_sign_roots(p, want, limit, D, R, cnt, roots):
-    """The real roots in ``[-limit, limit]`` (``np.inf``: all) where ``p[0..6]`` changes sign
-    (``want`` > 0: only from negative to positive, < 0: only the opposite, 0: both) (ascending; leading coefficients
-    below ``1e-250`` of the largest count as zero). The variable is scaled by Fujiwara's bound
-    so every root lies in ``[-1, 1]`` and the polynomial is made monic.
-    Writes them to ``roots`` and returns their number; ``p`` is modified."""
-    pm = 0.0
-    for i in range(7):
-        pm = max(pm, abs(p[i]))
-    if not (pm > 0.0) or not np.isfinite(pm):
-        return 0
-    deg = 6
-    while deg > 0 and abs(p[deg]) <= 1e-250 * pm:
-        deg -= 1
-    if deg == 0:
-        return 0
-    lead = p[deg]
-    if limit < np.inf:
-        sigma = limit
-    else:
-        # Fujiwara: |root| <= 2 max_i |p[deg-i] / lead|^(1/i); each i-th root is bounded
-        # above by a power of two from the exponent alone (no pow calls)
-        bound = 0.0
-        for i in range(1, deg + 1):
-            v = abs(p[deg - i] / lead)
-            if i == deg:
-                v *= 0.5
-            if v > 0.0:
-                _, e = math.frexp(v)
-                v = math.ldexp(1.0, -((-e) // i))
-            bound = max(bound, v)
-        sigma = 2.0 * bound
-    if not (sigma > 0.0) or not np.isfinite(sigma):
-        roots[0] = 0.0
-        return 1
-    # monic in tau = t / sigma: coefficients (p_i / lead) / sigma^(deg - i) (all <= 1 when
-    # sigma is the root bound; with a finite limit, roots beyond it are left out)
-    sp = 1.0
-    for i in range(deg, -1, -1):
-        p[i] = p[i] / lead / sp
-        sp *= sigma
-    if deg == 1:
-        if want * p[1] * lead < 0.0:
-            return 0
-        roots[0] = -p[0] / p[1] * sigma
-        return 1
-    # making the polynomial monic flips crossings when the leading coefficient is negative
-    nr = unit_sign_roots(p, deg, want if lead > 0.0 else -want, D, R, cnt)
-    for j in range(nr):
-        roots[j] = R[0, j] * sigma
-    return nr
 
 
 @njit(cache=True)
@@ -294,10 +66,56 @@ def epipoles(F, e1, e2, S, V):
             out[k] = V[k, i0]
 
 
+@njit(cache=True, inline="always")
+def _g(p, t):
+    """Value and derivative of the degree-6 ``p`` (ascending) at ``t``."""
+    f = p[6]
+    d = 0.0
+    for i in range(5, -1, -1):
+        d = d * t + f
+        f = f * t + p[i]
+    return f, d
+
+
+@njit(cache=True)
+def _monotone_root(p, lo, hi, glo, x):
+    """The root of ``p`` in ``(lo, hi)`` where it is strictly monotone and changes sign (``glo``
+    the value at ``lo``): Newton from ``x``, bisection whenever a step leaves the bracket."""
+    neg_lo = glo < 0.0
+    if not (lo < x < hi):
+        x = 0.5 * (lo + hi)
+    scale = max(abs(lo), abs(hi))
+    for _ in range(200):
+        f, d = _g(p, x)
+        if f == 0.0:
+            return x
+        if (f < 0.0) == neg_lo:
+            lo = x
+        else:
+            hi = x
+        step = f / d if d != 0.0 else np.inf
+        xn = x - step
+        if abs(step) <= 4e-16 * abs(x) or abs(step) <= 1e-20 * scale:
+            return xn if lo <= xn <= hi else x
+        if not (lo < xn < hi):
+            xn = 0.5 * (lo + hi)
+            if not (lo < xn < hi):
+                return x
+        x = xn
+    return x
+
+
 @njit(cache=True)
 def hs_correct(F, e1, e2, x1, y1, x2, y2, p, D, R, cnt, roots, out):
     """Optimally correct one correspondence; corrected ``(u1, v1, u2, v2)`` go to ``out``.
     Returns False when the pair is degenerate (a point on its epipole, no finite candidate)."""
+    return hs_correct_impl(F, e1, e2, x1, y1, x2, y2, p, D, R, cnt, roots, out, True)
+
+
+@njit(cache=True)
+def hs_correct_impl(F, e1, e2, x1, y1, x2, y2, p, D, R, cnt, roots, out, fast):
+    """:func:`hs_correct`; ``fast=False`` skips the certified interval (always the full root
+    search, kept for tests)."""
     # epipoles in the translated frames, normalised so that ex² + ey² = 1
     a1x = e1[0] - x1 * e1[2]
     a1y = e1[1] - y1 * e1[2]
@@ -351,13 +169,53 @@ def hs_correct(F, e1, e2, x1, y1, x2, y2, p, D, R, cnt, roots, out):
     s0 = _cost(0.0, f1, f2, a, b, c, d)
     if s0 < best:
         best, tbest, inf_best = s0, 0.0, False
-    U = best
-    limit = np.inf
-    if f12 * U < 1.0:
-        limit = np.sqrt(U / (1.0 - f12 * U)) * (1.0 + 1e-9) + 1e-300
     # s'(t) = 2 g(t) / ((1 + f1² t²)² A(t)²): minima of s are where g rises through zero
+    done = not (best > 0.0)
+    U = best
+    if fast and not done:
+        # Certified fast path. Two Newton steps on g from t = 0 usually land next to the
+        # nearest minimum: its cost lowers the bound U, hence the interval |t| <= L that must
+        # hold the global minimum. If |g'(t) - g'(0)| <= sum_k k |p_k| L^(k-1) < |g'(0)| there,
+        # g is strictly monotone on [-L, L]: at most one stationary point, found by bracketed
+        # Newton. Otherwise the full search below runs (same bound, every root).
+        tn = 0.0
+        for _ in range(2):
+            gv, dv = _g(p, tn)
+            if not (dv > 0.0):
+                break
+            tn -= gv / dv
+        # tn only bounds the search: the candidates stay exact roots, 0 and infinity
+        U = min(best, _cost(tn, f1, f2, a, b, c, d))
+        if f12 * U < 1.0:
+            L = np.sqrt(U / (1.0 - f12 * U)) * (1.0 + 1e-9) + 1e-300
+            q1 = abs(p[1]) * L
+            lk = L
+            rest = 0.0
+            for k in range(2, 7):
+                lk *= L
+                rest += k * abs(p[k]) * lk
+            if q1 > rest * (1.0 + 1e-9) and q1 < np.inf:
+                done = True
+                if p[1] > 0.0:
+                    glo, _ = _g(p, -L)
+                    ghi, _ = _g(p, L)
+                    t = np.nan
+                    if glo < 0.0 < ghi:
+                        t = _monotone_root(p, -L, L, glo, tn)
+                    elif glo == 0.0:
+                        t = -L
+                    elif ghi == 0.0:
+                        t = L
+                    if t == t:
+                        s = _cost(t, f1, f2, a, b, c, d)
+                        if s < best:
+                            best, tbest, inf_best = s, t, False
     nr = 0
-    if U > 0.0:
+    if not done:
+        U = min(U, best)
+        limit = np.inf
+        if f12 * U < 1.0:
+            limit = np.sqrt(U / (1.0 - f12 * U)) * (1.0 + 1e-9) + 1e-300
         nr = real_sign_roots(p, 1, limit, D, R, cnt, roots)
     for j in range(nr):
         t = roots[j]
@@ -460,10 +318,10 @@ def epipoles_kernel(F, P1, P2, from_cameras, E1, E2):
 
 
 @njit(cache=True, parallel=True)
-def hs_kernel(F, E1, E2, x1, x2, use, xc, ok, nchunk):
+def hs_kernel(F, E1, E2, x1, x2, use, xc, ok, nchunk, fast=True):
     """Batched correction: ``F (B,3,3)``, epipoles ``E1, E2 (B,3)``, ``x1, x2 (B,N,2)``,
     ``use (B,N)`` → corrected ``xc (B,2,N,2)`` (0 where not ok) and ``ok (B,N)``; the points are
-    split into ``nchunk`` parallel chunks."""
+    split into ``nchunk`` parallel chunks; ``fast=False``: always the full root search."""
     B, N = x1.shape[0], x1.shape[1]
     total = B * N
     for chunk in prange(nchunk):
@@ -480,8 +338,8 @@ def hs_kernel(F, E1, E2, x1, x2, use, xc, ok, nchunk):
             n = i - b * N
             good = False
             if use[b, n]:
-                good = hs_correct(F[b], E1[b], E2[b], x1[b, n, 0], x1[b, n, 1], x2[b, n, 0],
-                                  x2[b, n, 1], p, D, R, cnt, roots, out)
+                good = hs_correct_impl(F[b], E1[b], E2[b], x1[b, n, 0], x1[b, n, 1],
+                                       x2[b, n, 0], x2[b, n, 1], p, D, R, cnt, roots, out, fast)
             ok[b, n] = good
             if good:
                 xc[b, 0, n, 0], xc[b, 0, n, 1] = out[0], out[1]

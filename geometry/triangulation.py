@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._hs_poly import epipoles_kernel, fundamentals_kernel, hs_kernel
+from ._hs_fast import NCONST, optimal_kernel, pair_constants
+from ._hs_poly import epipoles_kernel, fundamentals_kernel
 from ._tri_kernels import dlt_kernel, num_chunks, prepare_cameras
 from ._validate import as_mask, as_matrix, as_points, as_weights
 
@@ -202,20 +203,26 @@ def triangulate_optimal(x1, x2, P1, P2, *, F=None, mask=None) -> OptimalTriangul
     else:
         Fb = np.ascontiguousarray(np.broadcast_to(F, batch + (3, 3))).reshape(-1, 3, 3)
         Fb = Fb / np.maximum(np.linalg.norm(Fb, axis=(-2, -1), keepdims=True), 1e-300)
-    use = m & np.all(np.isfinite(xa), axis=-1) & np.all(np.isfinite(xb), axis=-1)
-    use &= _distinct_centres(Pab)[:, None]
-    xc = np.empty((B, 2, N, 2))
-    ok = np.empty((B, N), dtype=np.bool_)
+    pair_ok = _distinct_centres(Pab)
     E1 = np.empty((B, 3))
     E2 = np.empty((B, 3))
     epipoles_kernel(Fb, Pab[:, 0], Pab[:, 1], F is None, E1, E2)
+    Pn = np.empty_like(Pab)
+    H = np.empty((B, 4))
+    dscale = np.empty((B, 2))
+    prepare_cameras(Pab, Pn, H, dscale, np.empty((B, 2, 3)), np.empty((B, 2), dtype=np.bool_))
+    C = np.empty((B, NCONST))
+    pair_constants(Fb, E1, E2, Pn, H, Pab, dscale, C)
+    use = m & pair_ok[:, None]
+    X = np.empty((B, N, 3))
+    c1 = np.empty((B, N, 2))
+    c2 = np.empty((B, N, 2))
+    valid = np.empty((B, N), dtype=np.bool_)
+    err = np.empty((B, N))
+    pos = np.empty((B, N), dtype=np.bool_)
     if B * N > 0:
-        hs_kernel(Fb, E1, E2, xa, xb, use, xc, ok, num_chunks(B * N))
-    xobs = np.stack([np.where(ok[..., None], xa, 0.0), np.where(ok[..., None], xb, 0.0)], axis=1)
-    use2 = np.ascontiguousarray(np.broadcast_to(ok[:, None, :], (B, 2, N)))
-    X, valid, err, _, pos = _run_dlt(Pab, xc, use2, np.ones((B, 2, N)), xobs)
-    c1 = np.where(valid[..., None], xc[:, 0], np.nan_to_num(xa, nan=0.0, posinf=0.0, neginf=0.0))
-    c2 = np.where(valid[..., None], xc[:, 1], np.nan_to_num(xb, nan=0.0, posinf=0.0, neginf=0.0))
+        optimal_kernel(C, Fb, E1, E2, xa, xb, use, X, c1, c2, valid, err, pos,
+                       num_chunks(B * N))
     return OptimalTriangulation(X=X.reshape(batch + (N, 3)), x1=c1.reshape(batch + (N, 2)),
                                 x2=c2.reshape(batch + (N, 2)), valid=valid.reshape(batch + (N,)),
                                 reproj_error=err.reshape(batch + (N,)),
