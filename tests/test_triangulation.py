@@ -189,3 +189,77 @@ def test_random_inputs_never_crash(n, nan_frac, seed):
 def test_bad_shapes_raise_value_error(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def _full_search(x1, x2, P1, P2, fast=False):
+    """Corrected points from the scalar kernel: ``fast=False`` always runs the full root search
+    (every real root in the cost-bounded interval), the reference for the certified paths."""
+    from geometry._hs_poly import epipoles_kernel, hs_kernel
+    F = geo.fundamental_from_projections(P1, P2)[None]
+    E1, E2 = np.empty((1, 3)), np.empty((1, 3))
+    epipoles_kernel(F, P1[None], P2[None], True, E1, E2)
+    n = len(x1)
+    xc, ok = np.empty((1, 2, n, 2)), np.empty((1, n), dtype=np.bool_)
+    use = (np.isfinite(x1).all(1) & np.isfinite(x2).all(1))[None]
+    hs_kernel(F, E1, E2, np.ascontiguousarray(x1)[None], np.ascontiguousarray(x2)[None], use, xc,
+              ok, 4, fast)
+    return xc[0, 0], xc[0, 1], ok[0]
+
+
+def _hard_cases(rig, n=4000, seed=0):
+    """``(name, x1, x2)``: large noise on scene points, uniform points over a wide area (many
+    pairs have two minima of the cost, or their minimum at t = ∞) and points next to the
+    epipoles at scales 1e-6..100 px."""
+    rng = np.random.default_rng(seed)
+    P = geo.projection_matrix(rig.K, rig.R, rig.t)
+    F = geo.fundamental_from_projections(P[0], P[1])
+    U, _, Vt = np.linalg.svd(F)
+    e1, e2 = Vt[-1, :2] / Vt[-1, 2], U[:2, -1] / U[2, -1]
+    sc = 10.0 ** rng.uniform(-6, 2, (n, 1))
+    cases = [("uniform", rng.uniform(-3000, 4000, (n, 2)), rng.uniform(-3000, 4000, (n, 2))),
+             ("near epipole", e1 + rng.normal(size=(n, 2)) * sc,
+              e2 + rng.normal(size=(n, 2)) * sc * rng.uniform(0, 3, (n, 1)))]
+    for noise in (20.0, 300.0):
+        s = geo.make_multiview_scene(n // 17 + 1, 17, rig=rig, noise=noise, outlier_ratio=0.0,
+                                     seed=seed)
+        cases.append((f"noise {noise}", s.x[0].reshape(-1, 2)[:n], s.x[1].reshape(-1, 2)[:n]))
+    return P, cases
+
+
+@pytest.mark.parametrize("rig_seed", [None, 0, 1])
+def test_certified_fast_path_matches_full_root_search(rig_seed):
+    """Regression for the certified fast paths (vector lanes in _hs_fast, scalar in
+    hs_correct): on hard cases they find the same global optimum as the full search."""
+    rig = geo.make_ring_rig(4) if rig_seed is None else geo.make_random_rig(2, seed=rig_seed)
+    P, cases = _hard_cases(rig)
+    F = geo.fundamental_from_projections(P[0], P[1])
+    for name, x1, x2 in cases:
+        r = geo.triangulate_optimal(x1, x2, P[0], P[1])
+        a, b, ok = _full_search(x1, x2, P[0], P[1])
+        sa, sb, sok = _full_search(x1, x2, P[0], P[1], fast=True)
+        assert np.array_equal(sok, ok), name
+        assert not np.any(r.valid & ~ok), name
+        cost = lambda c1, c2: ((c1 - x1) ** 2).sum(1) + ((c2 - x2) ** 2).sum(1)  # noqa: E731
+        ref = cost(a, b)
+        for got, m in ((cost(r.x1, r.x2), r.valid), (cost(sa, sb), ok)):
+            assert np.all(got[m] <= ref[m] * (1 + 1e-9) + 1e-12), name
+        d = np.maximum(np.abs(r.x1 - a).max(1), np.abs(r.x2 - b).max(1))[r.valid]
+        assert np.median(d) < 1e-9 and d.max() < 1e-6, name
+        # and never worse than OpenCV's correction
+        c1, c2 = cv2.correctMatches(F, x1[None], x2[None])
+        cv = cost(c1[0], c2[0])
+        fin = r.valid & np.isfinite(cv)
+        assert np.all(cost(r.x1, r.x2)[fin] <= cv[fin] * (1 + 1e-9) + 1e-9), name
+        assert np.all(np.isfinite(r.X)) and np.all(np.isfinite(r.x1)), name
+
+
+def test_optimal_near_baseline_invalid_like_dlt():
+    """Points right next to the epipoles lie near the baseline, where the rays are (nearly)
+    parallel: the closed-form intersection must flag them by the DLT's conditioning rule."""
+    P, cases = _hard_cases(geo.make_random_rig(2, seed=0))
+    _, x1, x2 = cases[1]
+    r = geo.triangulate_optimal(x1, x2, P[0], P[1])
+    d = geo.triangulate_dlt(P, np.stack([r.x1, r.x2]))
+    agree = (r.valid == d.valid).mean()
+    assert agree > 0.99 and 0.2 < r.valid.mean() < 0.95
+    assert np.all(r.X[~r.valid] == 0) and np.all(r.reproj_error[~r.valid] == 0)
