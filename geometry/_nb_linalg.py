@@ -2,8 +2,9 @@
 
 Everything here works on caller-provided buffers, so the RANSAC inner loops never allocate:
 Cholesky solves of small SPD systems, inverse iteration for the smallest eigenvector of a
-symmetric PSD matrix, the right null vector of a 3×3 matrix, rank-2 projection, a cyclic Jacobi
-eigen-solver (for the few places that need a full decomposition) and a splitmix64 stream.
+symmetric PSD matrix, the right null vector of a 3×3 matrix, rank-2 projection, a cubic's real
+roots, a cyclic Jacobi eigen-solver (for the few places that need a full decomposition) and a
+splitmix64 stream.
 """
 from __future__ import annotations
 
@@ -248,3 +249,62 @@ def enforce_rank2(f, v):
     for k in range(9):
         f[k] /= nrm
     return True
+
+
+@njit(cache=True, inline="always")
+def cubic_roots(c3, c2, c1, c0):
+    """Real roots of ``c3 λ³ + c2 λ² + c1 λ + c0``: ``(count, r0, r1, r2)`` (unused roots 0).
+
+    Degree drops when leading coefficients are below ``1e-12`` of the largest; three real roots
+    by the trigonometric formula (one arccos, one cos), one by Cardano; each polished by two
+    Newton steps."""
+    r0 = r1 = r2 = 0.0
+    scale = max(abs(c3), abs(c2), abs(c1), abs(c0))
+    if not scale > 0.0 or not np.isfinite(scale):
+        return 0, r0, r1, r2
+    if abs(c3) < 1e-12 * scale:
+        if abs(c2) < 1e-12 * scale:
+            if abs(c1) < 1e-12 * scale:
+                return 0, r0, r1, r2
+            return 1, -c0 / c1, r1, r2
+        disc = c1 * c1 - 4.0 * c2 * c0
+        if disc < 0:
+            return 0, r0, r1, r2
+        sq = np.sqrt(disc)
+        qq = -0.5 * (c1 + (sq if c1 >= 0 else -sq))
+        if qq != 0.0:
+            return 2, qq / c2, c0 / qq, r2
+        return 1, qq / c2, r1, r2
+    a = c2 / c3
+    b = c1 / c3
+    c = c0 / c3
+    Q = (a * a - 3.0 * b) / 9.0
+    R = (2.0 * a * a * a - 9.0 * a * b + 27.0 * c) / 54.0
+    if R * R < Q * Q * Q:
+        # cos(φ ± 2π/3) = −cos φ / 2 ∓ (√3/2) sin φ with φ = θ/3 ∈ [0, π/3]: one arccos, one cos
+        sQ = -2.0 * np.sqrt(Q)
+        cp = np.cos(np.arccos(R / np.sqrt(Q * Q * Q)) / 3.0)
+        sp = np.sqrt(max(0.0, 1.0 - cp * cp)) * 0.8660254037844386
+        r0 = sQ * cp - a / 3.0
+        r1 = sQ * (-0.5 * cp - sp) - a / 3.0
+        r2 = sQ * (-0.5 * cp + sp) - a / 3.0
+        nr = 3
+    else:
+        A = -np.cbrt(abs(R) + np.sqrt(R * R - Q * Q * Q))
+        if R < 0:
+            A = -A
+        B = Q / A if A != 0.0 else 0.0
+        r0 = A + B - a / 3.0
+        nr = 1
+    for _ in range(2):  # Newton polishing
+        p = ((r0 + a) * r0 + b) * r0 + c
+        dp = (3.0 * r0 + 2.0 * a) * r0 + b
+        r0 = r0 - p / dp if dp != 0.0 else r0
+        if nr == 3:
+            p = ((r1 + a) * r1 + b) * r1 + c
+            dp = (3.0 * r1 + 2.0 * a) * r1 + b
+            r1 = r1 - p / dp if dp != 0.0 else r1
+            p = ((r2 + a) * r2 + b) * r2 + c
+            dp = (3.0 * r2 + 2.0 * a) * r2 + b
+            r2 = r2 - p / dp if dp != 0.0 else r2
+    return nr, r0, r1, r2

@@ -99,11 +99,13 @@ def _local_opt(q, n, thr2, lo_thr2, nonmin_size, nonminimal_fit, refine, residua
 @njit(cache=True)
 def ransac_engine(q, n, thr2, lo_thr2, confidence, max_iterations, state, sample_size, nonmin_size,
                   minimal_fit, nonminimal_fit, refine, residual_sq,
-                  best, models, cand, sample, idx, ws, S):
+                  best, models, cand, sample, idx, ws, S, final_lo=2):
     """Run RANSAC on the ``n`` rows of ``q``; the best model goes to ``best (D,)``.
 
     Buffers: ``models (max_models, D)``, ``cand (D,)``, ``sample (sample_size,)`` int,
-    ``idx (n,)`` int, ``ws``/``S`` estimator scratch. Returns ``(score, num_inliers,
+    ``idx (n,)`` int, ``ws``/``S`` estimator scratch. ``final_lo``: the local optimisation of the
+    final model — 2 refit and refinement, 1 refit only, 0 none (for callers that refine the
+    result themselves). Returns ``(score, num_inliers,
     iterations)``; ``num_inliers = 0`` when no model was found.
     """
     D = best.shape[0]
@@ -150,8 +152,8 @@ def ransac_engine(q, n, thr2, lo_thr2, confidence, max_iterations, state, sample
                 need = log_fail / np.log(1.0 - p)
                 if need < k_max:
                     k_max = int(np.ceil(need))
-    if best_cnt > 0:
+    if best_cnt > 0 and final_lo > 0:
         best_score, best_cnt = _local_opt(q, n, thr2, lo_thr2, nonmin_size, nonminimal_fit, refine,
                                           residual_sq, best, best_score, best_cnt, cand, idx,
-                                          ws, S, 1, True)
+                                          ws, S, 1, final_lo > 1)
     return best_score, best_cnt, it

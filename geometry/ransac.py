@@ -85,9 +85,11 @@ def fundamental_problem(x1, x2, mask, threshold, confidence, max_iterations, see
     sub = np.empty(n, dtype=np.int64)
     ws = np.empty(fk.WS_SIZE)
     S = np.empty((3, 9, 9))
+    # final_lo=1: the engine's last local optimisation is the refit only — the wide-band refit
+    # and Sampson refinement below replace its refinement step
     score, cnt, it = ransac_engine(q, n, thr2, thr2, confidence, max_iterations, state, 7, 8,
                                    fk.fit_seven_point, fk.fit_eight_point, fk.refine_sampson,
-                                   fk.sampson_sq, best, models, cand, sample, sub, ws, S)
+                                   fk.sampson_sq, best, models, cand, sample, sub, ws, S, 1)
     if cnt < MIN_INLIERS:
         return 0, False
     for a in range(9):

@@ -123,3 +123,47 @@ def test_distances_against_epipolar_lines():
 def test_bad_arguments_raise_value_error(call):
     with pytest.raises(ValueError, match=r"x1|x2|mask|weights|F|iterations"):
         call()
+
+
+def test_generated_seven_point_module_is_current():
+    from pathlib import Path
+    import geometry._seven_point_gen as gen
+    assert Path(gen.TARGET).read_text() == gen.generate(), \
+        "geometry/_seven_point_null.py is stale: run python geometry/_seven_point_gen.py"
+
+
+def test_seven_point_fast_path_matches_svd_and_general_elimination(rng):
+    """The unrolled elimination gives the same models as an SVD null space + np.roots, and as
+    the general Gauss–Jordan path it falls back to."""
+    from geometry._seven_point import _det9, _det_comb, _general_null
+    from geometry._seven_point_null import seven_point_models
+    checked = 0
+    for trial in range(40):
+        q = rng.normal(size=(7, 4))
+        sample = np.arange(7)
+        models = np.zeros((3, 9))
+        cnt = seven_point_models(q, sample, models)
+        A = np.stack([np.kron(np.r_[q[i, 2:], 1.0], np.r_[q[i, :2], 1.0]) for i in range(7)])
+        N = np.linalg.svd(A)[2][-2:]
+        # every model lies in the null space, has unit norm and det 0
+        assert cnt in (1, 3)
+        for k in range(cnt):
+            f = models[k]
+            assert np.abs(A @ f).max() < 1e-9
+            assert abs(np.linalg.norm(f) - 1) < 1e-12
+            assert abs(np.linalg.det(f.reshape(3, 3))) < 1e-9
+        # the count equals the number of real roots of det(N0 + λ N1) (or its reverse)
+        lam = np.linspace(-3, 3, 7)
+        d = [np.linalg.det((N[0] + s * N[1]).reshape(3, 3)) for s in lam]
+        roots = np.roots(np.polyfit(lam, d, 3))
+        n_real = int(np.sum(np.abs(roots.imag) < 1e-7 * np.maximum(1, np.abs(roots.real))))
+        assert cnt == n_real
+        ws = np.zeros(256)
+        assert _general_null(q, sample, ws)
+        f1, f2 = ws[63:72].copy(), ws[72:81].copy()
+        for k in range(cnt):  # each fast model is f1 + λ f2 of the general basis, det 0
+            coef, *_ = np.linalg.lstsq(np.c_[f1, f2], models[k], rcond=None)
+            assert np.abs(np.c_[f1, f2] @ coef - models[k]).max() < 1e-9
+        assert np.isfinite(_det9(f1)) and np.isfinite(_det_comb(f1, f2, 1.0))
+        checked += cnt
+    assert checked > 40
