@@ -25,6 +25,7 @@ __all__ = ["FundamentalResult", "estimate_fundamental"]
 MIN_INLIERS = 8  # one more than the minimal sample: 7 points always fit some F exactly
 MIN_PARALLAX = 3  # inliers a homography must fail to explain for F to be determined
 FINAL_REFIT_SCALE = 3.0  # the final least-squares refit uses points within 3 × threshold
+FINAL_REFIT_ROUNDS = 1  # rounds of (8-point, Sampson LM) on that band
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def fundamental_problem(x1, x2, mask, threshold, confidence, max_iterations, see
     ms /= cnt
     wide = min(thr2 * FINAL_REFIT_SCALE ** 2, max(thr2, 64.0 * ms))
     keep = best.copy()
-    for _ in range(2):
+    for _ in range(FINAL_REFIT_ROUNDS):
         m = collect_inliers(best, q, n, wide, fk.sampson_sq, sub)
         if m < MIN_INLIERS:
             break
