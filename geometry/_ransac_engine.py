@@ -13,9 +13,9 @@ for each set, so the calls inline):
 
 Scoring is MSAC (sum of residuals truncated at ``thr2``; lower is better) with an exact bail-out
 as soon as a partial sum exceeds the best score. Local optimisation runs whenever a sample
-gives a new best model — the non-minimal refit on its inliers only (the refinement there cost
-~10 % of the run for no measured accuracy gain) — and in full (refit, then refinement, one
-round) once at the end (more rounds: +6 % time, no accuracy gain measured).
+gives a new best model on a problem of at least ``lo_min_points`` points — the non-minimal
+refit on its inliers only (the refinement there cost ~10 % of the run for no measured accuracy
+gain) — and (``final_lo``) once at the end.
 Iterations stop adaptively at ``log(1 − confidence) / log(1 − w^sample_size)`` with ``w`` the
 best inlier ratio. Sampling uses the caller's splitmix64 ``state``, so results depend only on the
 seed the caller derives for the problem.
@@ -99,13 +99,16 @@ def _local_opt(q, n, thr2, lo_thr2, nonmin_size, nonminimal_fit, refine, residua
 @njit(cache=True)
 def ransac_engine(q, n, thr2, lo_thr2, confidence, max_iterations, state, sample_size, nonmin_size,
                   minimal_fit, nonminimal_fit, refine, residual_sq,
-                  best, models, cand, sample, idx, ws, S, final_lo=2):
+                  best, models, cand, sample, idx, ws, S, final_lo=2, lo_min_points=0):
     """Run RANSAC on the ``n`` rows of ``q``; the best model goes to ``best (D,)``.
 
     Buffers: ``models (max_models, D)``, ``cand (D,)``, ``sample (sample_size,)`` int,
     ``idx (n,)`` int, ``ws``/``S`` estimator scratch. ``final_lo``: the local optimisation of the
     final model — 2 refit and refinement, 1 refit only, 0 none (for callers that refine the
-    result themselves). Returns ``(score, num_inliers,
+    result themselves). ``lo_min_points``: the in-loop local optimisation runs only on problems
+    of at least this many points (on a few dozen points a minimal model's inlier count is
+    already close to the refit's, so the refit costs more iterations' worth than it saves).
+    Returns ``(score, num_inliers,
     iterations)``; ``num_inliers = 0`` when no model was found.
     """
     D = best.shape[0]
@@ -139,11 +142,12 @@ def ransac_engine(q, n, thr2, lo_thr2, confidence, max_iterations, state, sample
                 for a in range(D):
                     best[a] = models[k, a]
                 improved = True
-        if improved:
+        if improved and n >= lo_min_points:
             best_score, best_cnt = _local_opt(q, n, thr2, lo_thr2, nonmin_size, nonminimal_fit,
                                               refine,
                                               residual_sq, best, best_score, best_cnt, cand, idx,
                                               ws, S, 1, False)
+        if improved:
             w = best_cnt / n
             p = w ** sample_size
             if p >= 1.0:
