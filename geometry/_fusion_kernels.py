@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._hs_poly import hs_correct
+from ._hs_poly import hs_correct, hs_scratch
 from ._tri_kernels import dlt_point, dlt_two, reproject_errors
 
 
@@ -228,12 +228,7 @@ def multiview_pairs_kernel(P, Pn, H, dscale, centers, has_c, F, E1, E2, pi, pj, 
     M = pi.shape[0]
     total = B * N
     for ch in prange(nchunk):
-        p = np.empty(7)
-        D = np.empty((7, 7))
-        R = np.empty((7, 7))
-        cnt = np.empty(7, dtype=np.int64)
-        roots = np.empty(7)
-        corr = np.empty(4)
+        p, D, R, cnt, roots, corr = hs_scratch()
         acc = np.empty(9)
         Xc = np.empty(3)
         Xw = np.empty(3)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._hs_poly import hs_correct
+from ._hs_poly import hs_correct, hs_scratch
 from ._tri_kernels import FAR, RANK_EPS
 
 LANES = 64
@@ -300,12 +300,7 @@ def optimal_kernel(C, F, E1, E2, x1, x2, use, Xo, c1, c2, valid, err, pos, nchun
     nblk = B * nbpb
     for ch in prange(nchunk):
         W = np.zeros(14 * LANES)
-        p = np.empty(7)
-        D = np.empty((7, 7))
-        R = np.empty((7, 7))
-        cnt = np.empty(7, dtype=np.int64)
-        roots = np.empty(7)
-        out = np.empty(4)
+        p, D, R, cnt, roots, out = hs_scratch()
         for blk in range(ch * nblk // nchunk, (ch + 1) * nblk // nchunk):
             b = blk // nbpb
             n0 = (blk - b * nbpb) * LANES

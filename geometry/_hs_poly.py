@@ -106,6 +106,14 @@ def _monotone_root(p, lo, hi, glo, x):
 
 
 @njit(cache=True)
+def hs_scratch():
+    """The scratch arrays :func:`hs_correct` takes: ``(p (7,), D (7, 7), R (7, 7), cnt (7,) int,
+    roots (7,), out (4,))`` — allocate once per parallel chunk, reuse for every point."""
+    return (np.empty(7), np.empty((7, 7)), np.empty((7, 7)), np.empty(7, dtype=np.int64),
+            np.empty(7), np.empty(4))
+
+
+@njit(cache=True)
 def hs_correct(F, e1, e2, x1, y1, x2, y2, p, D, R, cnt, roots, out):
     """Optimally correct one correspondence; corrected ``(u1, v1, u2, v2)`` go to ``out``.
     Returns False when the pair is degenerate (a point on its epipole, no finite candidate)."""
@@ -325,12 +333,7 @@ def hs_kernel(F, E1, E2, x1, x2, use, xc, ok, nchunk, fast=True):
     B, N = x1.shape[0], x1.shape[1]
     total = B * N
     for chunk in prange(nchunk):
-        p = np.empty(7)
-        D = np.empty((7, 7))
-        R = np.empty((7, 7))
-        cnt = np.empty(7, dtype=np.int64)
-        roots = np.empty(7)
-        out = np.empty(4)
+        p, D, R, cnt, roots, out = hs_scratch()
         lo = chunk * total // nchunk
         hi = (chunk + 1) * total // nchunk
         for i in range(lo, hi):
