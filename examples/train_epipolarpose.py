@@ -66,21 +66,26 @@ def main(argv=None):
     set_threads(args.threads)
     device = get_device(args.device)
     t_start = time.perf_counter()
+    # Held-out generalisation is limited by pose/subject variety more than by steps (measured:
+    # 3 training subjects overfit, train 23 mm vs test 62 mm): the full run uses 10 subjects,
+    # 2 of them held out, and a longer-trained 2D backbone (which also sharpens the labels).
     if args.quick:
-        data_cfg = dict(num_subjects=4, frames_per_clip=50)
-        cfg = dict(size=64, width=32, depth=16, batch=64, lr=2e-3, epochs2d=30, steps2d=400,
-                   epochs3d=30, steps3d=500)
+        data_cfg = dict(num_subjects=6, frames_per_clip=30)
+        held_out = 1
+        cfg = dict(size=64, width=32, depth=16, batch=64, lr=2e-3, epochs2d=100, steps2d=600,
+                   epochs3d=100, steps3d=700)
     else:
-        data_cfg = dict(num_subjects=6, frames_per_clip=150)
-        cfg = dict(size=64, width=48, depth=16, batch=64, lr=2e-3, epochs2d=40, steps2d=6000,
-                   epochs3d=40, steps3d=6000)
+        data_cfg = dict(num_subjects=10, frames_per_clip=100)
+        held_out = 2
+        cfg = dict(size=64, width=32, depth=16, batch=64, lr=2e-3, epochs2d=100, steps2d=3000,
+                   epochs3d=100, steps3d=4000)
     if args.steps:
         cfg.update(steps2d=args.steps, steps3d=args.steps)
     people = make_people(**data_cfg, seed=args.seed)
     rig = people.rig
     C, S = rig.num_cameras, data_cfg["num_subjects"]
-    tr = np.flatnonzero(people.subject < S - 1)
-    te = np.flatnonzero(people.subject == S - 1)
+    tr = np.flatnonzero(people.subject < S - held_out)
+    te = np.flatnonzero(people.subject >= S - held_out)
     truth_cam = camera_frame(people.X, rig.R, rig.t)                       # (C, T, J, 3)
     t0 = time.perf_counter()
     r_tr = render_views(truth_cam, rig.K, tr, cfg["size"], args.seed + 10, jitter=0.05)
@@ -176,7 +181,8 @@ def main(argv=None):
           f"{summary['baseline_over_pseudo']:.2f}x, pseudo/truth = "
           f"{summary['pseudo_over_truth']:.3f}")
     report = dict(example="train_epipolarpose", quick=args.quick, seed=args.seed,
-                  device=str(device), data=dict(data_cfg, held_out_subject=S - 1,
+                  device=str(device), data=dict(data_cfg,
+                                                held_out_subjects=list(range(S - held_out, S)),
                                                 train_views=len(r_tr.images),
                                                 test_views=len(r_te.images)),
                   model=cfg, render_seconds=t_render,
