@@ -8,7 +8,7 @@
    to per-camera 3D pseudo-labels.
 4. The volumetric 3D branch (soft-argmax) is trained with smooth-L1 on them; the same network
    from the same initialisation is trained on true 3D for reference.
-5. Evaluation on the held-out subject (N-MPJPE, PA-MPJPE), against a mean-pose baseline.
+5. Evaluation on the held-out subjects (N-MPJPE, PA-MPJPE), against a mean-pose baseline.
 
     python examples/train_epipolarpose.py --quick --report epipolarpose.json --out runs/ep
 """
