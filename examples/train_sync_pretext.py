@@ -46,11 +46,13 @@ FULL = dict(data=dict(num_subjects=8, frames_per_clip=120),
             finetune=dict(budgets=[50, 200, 1000], steps=1500, batch=32, lr=2e-3))
 
 
-def render_all(truth_cam, K, frames, size, seed, jitter):
-    """Every camera's view of ``frames`` → uint8 ``(C, F, 3, S, S)``."""
+def render_all(truth_cam, K, frames, size, seed, jitter, person=None):
+    """Every camera's view of ``frames`` → uint8 ``(C, F, 3, S, S)``; ``person (F,)``: ids
+    whose clothes stay the same in every camera and frame (default: new clothes per image)."""
     C = truth_cam.shape[0]
     r = render_people(truth_cam[:, frames].reshape(-1, 17, 3), np.repeat(K, len(frames), 0),
-                      size=size, seed=seed, jitter=jitter)
+                      size=size, seed=seed, jitter=jitter,
+                      appearance=None if person is None else np.tile(person, C))
     return r.images.reshape(C, len(frames), 3, size, size)
 
 
@@ -66,6 +68,9 @@ def main(argv=None):
     p.add_argument("--finetune-steps", type=int, default=None, help="override the config")
     p.add_argument("--budgets", type=int, nargs="+", default=None,
                    help="labelled views for fine-tuning (override the config)")
+    p.add_argument("--clothes", choices=("subject", "image"), default="image",
+                   help="subject: each person keeps their clothes in every camera and frame "
+                        "(as in real footage); image: new random clothes in every image")
     p.add_argument("--offsets", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                    help="frames between unsynchronised views (override the config)")
     args = p.parse_args(argv)
@@ -89,8 +94,11 @@ def main(argv=None):
     te = np.flatnonzero(people.subject == S - 1)
     truth_cam = camera_frame(people.X, rig.R, rig.t)                       # (C, T, J, 3)
     t0 = time.perf_counter()
-    img_tr = render_all(truth_cam, rig.K, tr, size, args.seed + 10, jitter=0.05)
-    img_te = render_all(truth_cam, rig.K, te, size, args.seed + 20, jitter=0.0)
+    person = people.subject if args.clothes == "subject" else None
+    img_tr = render_all(truth_cam, rig.K, tr, size, args.seed + 10, jitter=0.05,
+                        person=None if person is None else person[tr])
+    img_te = render_all(truth_cam, rig.K, te, size, args.seed + 20, jitter=0.0,
+                        person=None if person is None else person[te])
     t_render = time.perf_counter() - t0
     print(f"rendered {img_tr.shape[0] * img_tr.shape[1]} train + "
           f"{img_te.shape[0] * img_te.shape[1]} held-out views ({size}x{size}) in "
@@ -151,7 +159,7 @@ def main(argv=None):
               f"{row['pretext']['n_mpjpe_mm']:6.1f} mm (ratio {row['pretext_over_scratch']:.3f}); "
               f"mean pose {row['mean_pose_n_mpjpe_mm']:.1f} mm")
     report = dict(example="train_sync_pretext", quick=args.quick, seed=args.seed,
-                  device=str(device), config=cfg,
+                  device=str(device), config=dict(cfg, clothes=args.clothes),
                   data=dict(held_out_subject=S - 1, train_views=len(x_tr),
                             test_views=len(x_te), frames=int(people.num_frames)),
                   render_seconds=t_render,

@@ -149,13 +149,16 @@ def _background(rng, n, S):
 
 
 def render_people(X_cam, K, *, size: int = 64, margin: float = 0.2, jitter: float = 0.0,
-                  seed: int = 0, chunk: int = 128) -> Rendered:
+                  seed: int = 0, appearance=None, chunk: int = 128) -> Rendered:
     """Render people ``X_cam (N, J=17, 3)`` (camera frame, metres, Human3.6M-17 order) seen by
     ``K (3, 3)`` or ``(N, 3, 3)`` into ``size × size`` crops.
 
     ``margin``: crop border around the 2D bounding box (fraction of its side); ``jitter``:
     random crop shift/scale amplitude (fraction; 0 = centred crops). Appearance (colours,
     background, light) is drawn from ``seed`` per image; the same seed gives the same images.
+    ``appearance``: optional ``(N,)`` non-negative integer ids; images with the same id share
+    their clothes and skin colours (drawn from ``(seed, id)``), as one person filmed by several
+    cameras does; background, light and noise stay per image.
     Returns :class:`Rendered`.
     """
     X = np.asarray(X_cam, dtype=np.float64)
@@ -168,6 +171,12 @@ def render_people(X_cam, K, *, size: int = 64, margin: float = 0.2, jitter: floa
         raise ValueError(f"K: expected shape (3, 3) or ({N}, 3, 3), got shape {K.shape}")
     if size < 8:
         raise ValueError(f"size: expected >= 8, got {size}")
+    if appearance is not None:
+        appearance = np.asarray(appearance)
+        if appearance.shape != (N,) or appearance.dtype.kind not in "iu" or \
+                (N and appearance.min() < 0):
+            raise ValueError(f"appearance: expected ({N},) non-negative integer ids, got "
+                             f"{appearance.dtype} of shape {appearance.shape}")
     rng = np.random.default_rng(seed)
     x_full, z = _project(X, K)
     jit = None
@@ -186,6 +195,12 @@ def render_people(X_cam, K, *, size: int = 64, margin: float = 0.2, jitter: floa
     colours = np.empty((N, nb, 3))
     shirt, trousers = rng.uniform(0.05, 0.95, (N, 3)), rng.uniform(0.05, 0.95, (N, 3))
     skin = np.array([0.85, 0.65, 0.5]) * rng.uniform(0.4, 1.1, (N, 1))
+    if appearance is not None:
+        for a in np.unique(appearance):
+            r = np.random.default_rng([int(seed), int(a)])
+            m = appearance == a
+            shirt[m], trousers[m] = r.uniform(0.05, 0.95, 3), r.uniform(0.05, 0.95, 3)
+            skin[m] = np.array([0.85, 0.65, 0.5]) * r.uniform(0.4, 1.1)
     part = _PART[None, :, None]
     colours[:, :-1] = np.where(part == 0, shirt[:, None],
                                np.where(part == 1, trousers[:, None], skin[:, None]))

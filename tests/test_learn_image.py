@@ -46,6 +46,31 @@ def test_render_shapes_crop_geometry_and_determinism(views):
     assert np.abs(other.images.astype(int) - r.images.astype(int)).mean() > 5
 
 
+def _torso_chromaticity(r):
+    """Mean r, g, b / (r + g + b) of a 3x3 patch midway between pelvis and thorax (the shirt)."""
+    u = np.round((r.joints[:, 0] + r.joints[:, 8]) / 2).astype(int)
+    c = np.array([r.images[i, :, y - 1:y + 2, x - 1:x + 2].reshape(3, -1).mean(1)
+                  for i, (x, y) in enumerate(u)])
+    return c / c.sum(1, keepdims=True)
+
+
+def test_render_appearance_ids_keep_clothes_across_images(views):
+    X, K, _ = views
+    X1, K1 = np.repeat(X[:1], 24, 0), np.repeat(K[:1], 24, 0)   # one pose, 24 images
+    ids = np.arange(24) % 2
+    same = _torso_chromaticity(render_people(X1, K1, size=64, seed=5, appearance=ids))
+    free = _torso_chromaticity(render_people(X1, K1, size=64, seed=5))
+    # the same id: the same shirt (only light and noise differ); no ids: a new shirt each time
+    for k in (0, 1):
+        assert same[ids == k].std(0).max() < 0.02
+    assert free.std(0).min() > 0.05
+    assert np.abs(same[ids == 0].mean(0) - same[ids == 1].mean(0)).max() > 0.03
+    with pytest.raises(ValueError, match="appearance"):
+        render_people(X1, K1, appearance=np.zeros(23, int))
+    with pytest.raises(ValueError, match="appearance"):
+        render_people(X1, K1, appearance=np.full(24, -1))
+
+
 def test_render_draws_the_person_where_the_joints_are(views):
     X, K, _ = views
     r = render_people(X[:8], K[:8], size=64, seed=0)
