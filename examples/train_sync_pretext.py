@@ -47,12 +47,13 @@ FULL = dict(data=dict(num_subjects=8, frames_per_clip=120),
 
 
 def render_all(truth_cam, K, frames, size, seed, jitter, person=None):
-    """Every camera's view of ``frames`` → uint8 ``(C, F, 3, S, S)``; ``person (F,)``: ids
-    whose clothes stay the same in every camera and frame (default: new clothes per image)."""
+    """Every camera's view of ``frames`` → uint8 ``(C, F, 3, S, S)``; ``person (T,)``: ids of
+    every frame's person, whose clothes stay the same in every camera and frame (default: new
+    clothes per image)."""
     C = truth_cam.shape[0]
     r = render_people(truth_cam[:, frames].reshape(-1, 17, 3), np.repeat(K, len(frames), 0),
                       size=size, seed=seed, jitter=jitter,
-                      appearance=None if person is None else np.tile(person, C))
+                      appearance=None if person is None else np.tile(person[frames], C))
     return r.images.reshape(C, len(frames), 3, size, size)
 
 
@@ -95,10 +96,8 @@ def main(argv=None):
     truth_cam = camera_frame(people.X, rig.R, rig.t)                       # (C, T, J, 3)
     t0 = time.perf_counter()
     person = people.subject if args.clothes == "subject" else None
-    img_tr = render_all(truth_cam, rig.K, tr, size, args.seed + 10, jitter=0.05,
-                        person=None if person is None else person[tr])
-    img_te = render_all(truth_cam, rig.K, te, size, args.seed + 20, jitter=0.0,
-                        person=None if person is None else person[te])
+    img_tr = render_all(truth_cam, rig.K, tr, size, args.seed + 10, jitter=0.05, person=person)
+    img_te = render_all(truth_cam, rig.K, te, size, args.seed + 20, jitter=0.0, person=person)
     t_render = time.perf_counter() - t0
     print(f"rendered {img_tr.shape[0] * img_tr.shape[1]} train + "
           f"{img_te.shape[0] * img_te.shape[1]} held-out views ({size}x{size}) in "
