@@ -120,7 +120,9 @@ def test_essential_decompose_and_recover_pose_equal_numpy(noisy):
 def test_ransac_exact_data_recovers_truth_like_numpy(exact):
     args = (exact.x1, exact.x2, exact.K1, exact.K2)
     rn = geo.estimate_relative_pose(*args, seed=7)
-    for dt, tol in ((torch.float64, 1e-4), (torch.float32, 0.05)):
+    # float32: ~1e-3 rad from single-precision eigh/SVD; the exact figure moves with the CPU's
+    # LAPACK code path (0.054 deg max on one machine, < 0.05 on another), hence 0.1 deg
+    for dt, tol in ((torch.float64, 1e-4), (torch.float32, 0.1)):
         rt = gt.estimate_relative_pose(*(T(a, dt) for a in args), seed=7)
         assert bool(rt.valid.all()) and rn.valid.all()
         assert geo.rotation_error_deg(N(rt.R), exact.R).max() < tol
