@@ -15,8 +15,8 @@ from .metrics import (auc, bone_length_consistency, joint_errors, mpjpe, n_mpjpe
 from .motion import MOTIONS, forward_kinematics, make_motion, make_subject
 from .noise import DetectorNoise, NoisyDetections, apply_detector_noise
 from .pss import PSSModel, fit_pss, load_pss, normalize_poses, pss
-from .skeletons import (BODY_25, BODY_25B, COCO_17, COMMON_12, H36M_17, MPII_16, SKELETONS,
-                        Skeleton, bone_lengths, flip_left_right, get_skeleton, joint_map,
+from .skeletons import (BLAZEPOSE_33, BODY_25, BODY_25B, COCO_17, COMMON_12, H36M_17, MPII_16,
+                        SKELETONS, Skeleton, bone_lengths, flip_left_right, get_skeleton, joint_map,
                         map_joints)
 from .synthetic import (SyntheticPeople, film_motion, make_people, make_people_rig, project_rig,
                         random_distortion)

@@ -5,7 +5,8 @@ parent listed before its children), ``flip_pairs`` (left/right pairs) and the de
 (``(parent, child)`` pairs) and ``symmetry`` (the joint permutation that mirrors left and right).
 
 Defined here: ``H36M_17`` (Human3.6M / VideoPose3D order), ``COCO_17``, ``MPII_16``, OpenPose
-``BODY_25`` and ``BODY_25B`` (the order of the Pose2Sim demo files), and ``COMMON_12``: the twelve
+``BODY_25`` and ``BODY_25B`` (the order of the Pose2Sim demo files), ``BLAZEPOSE_33`` (BlazePose's
+33 landmarks), and ``COMMON_12``: the twelve
 limb joints every format has (shoulders, elbows, wrists, hips, knees, ankles), for cross-format
 evaluation. :func:`map_joints` converts keypoints between formats with linear joint maps
 (e.g. the Human3.6M pelvis is the mid-hip of COCO); maps that have to synthesise a joint are
@@ -19,6 +20,7 @@ import numpy as np
 
 __all__ = [
     "Skeleton", "H36M_17", "COCO_17", "MPII_16", "BODY_25", "BODY_25B", "COMMON_12",
+    "BLAZEPOSE_33",
     "SKELETONS", "MPII_FILE_ORDER", "JOINT_MAPS", "get_skeleton", "joint_map", "map_joints",
     "bone_lengths", "flip_left_right",
 ]
@@ -192,7 +194,24 @@ COMMON_12 = _tree("common_12", [
     ("RAnkle", "RKnee")], _lr("Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle"))
 """The limb joints every format has natively: for evaluation across formats."""
 
-SKELETONS = {s.name: s for s in (H36M_17, COCO_17, MPII_16, BODY_25, BODY_25B, COMMON_12)}
+_BP = [("Nose", None), ("LEyeInner", "Nose"), ("LEye", "LEyeInner"), ("LEyeOuter", "LEye"),
+       ("REyeInner", "Nose"), ("REye", "REyeInner"), ("REyeOuter", "REye"), ("LEar", "LEyeOuter"),
+       ("REar", "REyeOuter"), ("LMouth", "Nose"), ("RMouth", "Nose"), ("LShoulder", "Nose"),
+       ("RShoulder", "Nose"), ("LElbow", "LShoulder"), ("RElbow", "RShoulder"),
+       ("LWrist", "LElbow"), ("RWrist", "RElbow"), ("LPinky", "LWrist"), ("RPinky", "RWrist"),
+       ("LIndex", "LWrist"), ("RIndex", "RWrist"), ("LThumb", "LWrist"), ("RThumb", "RWrist"),
+       ("LHip", "LShoulder"), ("RHip", "RShoulder"), ("LKnee", "LHip"), ("RKnee", "RHip"),
+       ("LAnkle", "LKnee"), ("RAnkle", "RKnee"), ("LHeel", "LAnkle"), ("RHeel", "RAnkle"),
+       ("LFootIndex", "LAnkle"), ("RFootIndex", "RAnkle")]
+BLAZEPOSE_33 = _tree("blazepose_33", _BP, _lr("EyeInner", "Eye", "EyeOuter", "Ear", "Mouth",
+                                               "Shoulder", "Elbow", "Wrist", "Pinky", "Index",
+                                               "Thumb", "Hip", "Knee", "Ankle", "Heel",
+                                               "FootIndex"))
+"""BlazePose / MediaPipe Pose 33 landmarks in the model's order (``pose.detect``'s default
+backend); rooted at the nose like ``COCO_17``, whose 17 joints it has under the same names."""
+
+SKELETONS = {s.name: s for s in (H36M_17, COCO_17, MPII_16, BODY_25, BODY_25B, COMMON_12,
+                                 BLAZEPOSE_33)}
 
 
 def get_skeleton(skeleton) -> Skeleton:
@@ -235,6 +254,16 @@ _SYNTH = {
                              "HeadTop": {"LEar": .5, "REar": .5}},
     ("body_25b", "mpii_16"): {"Pelvis": {"LHip": .5, "RHip": .5},
                               "Thorax": {"LShoulder": .5, "RShoulder": .5}},
+    ("blazepose_33", "h36m_17"): {"Pelvis": {"LHip": .5, "RHip": .5},
+                                  "Thorax": {"LShoulder": .5, "RShoulder": .5},
+                                  "Spine": {"LHip": .25, "RHip": .25, "LShoulder": .25,
+                                            "RShoulder": .25},
+                                  "Head": {"LEar": .5, "REar": .5}},
+    ("blazepose_33", "body_25b"): {"UpperNeck": {"LShoulder": .25, "RShoulder": .25, "Nose": .5},
+                                   "HeadTop": {"LEar": .5, "REar": .5},
+                                   "LBigToe": {"LFootIndex": 1.0}, "RBigToe": {"RFootIndex": 1.0},
+                                   "LSmallToe": {"LFootIndex": 1.0},
+                                   "RSmallToe": {"RFootIndex": 1.0}},
     ("body_25", "mpii_16"): {"Pelvis": {"MidHip": 1.0}, "Thorax": {"Neck": 1.0},
                              "UpperNeck": {"Neck": .5, "Nose": .5},
                              "HeadTop": {"LEar": .5, "REar": .5}},

@@ -1,0 +1,129 @@
+"""Detecting people in a folder of synchronised camera videos → OpenPose JSON per camera.
+
+:func:`detect_videos` writes ``OUT/<camera>_json/<camera>_<frame:012d>_keypoints.json`` (one
+file per processed frame, every detected person, OpenPose's format: readable by
+:func:`pose.read_openpose_cameras`, by ``epigeo reconstruct OUT`` and by Pose2Sim) and
+``OUT/detect.json`` (backend, skeleton, cameras, frame rate, image sizes, processed frames).
+Files are written atomically, so an interrupted run resumes where it stopped: frames whose JSON
+exists are not detected again. With ``overlay`` a few frames per camera are saved as JPEGs
+with the keypoints drawn, in ``OUT/overlay/``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .. import video as pv
+from ..io_openpose import write_openpose_json
+from ..skeletons import SKELETONS
+
+__all__ = ["detect_videos", "frame_json_path", "draw_keypoints"]
+
+
+def frame_json_path(out: Path, camera: str, index: int) -> Path:
+    """Where frame ``index`` of ``camera`` goes: ``out/<camera>_json/<camera>_<index:012d>_keypoints.json``."""
+    return Path(out) / f"{camera}_json" / f"{camera}_{int(index):012d}_keypoints.json"
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def draw_keypoints(frame, people, skeleton: str = "", min_confidence: float = 0.3):
+    """A copy of BGR ``frame`` with ``people (P, J, 3)`` ``[u, v, conf]`` drawn (bones of
+    ``skeleton`` when known; joints under ``min_confidence`` skipped)."""
+    img = frame.copy()
+    r = max(2, int(round(max(img.shape[:2]) / 300)))
+    bones = SKELETONS[skeleton].bones if skeleton in SKELETONS else ()
+    colours = [(0, 0, 255), (255, 128, 0), (0, 200, 0), (200, 0, 200)]
+    for p, person in enumerate(np.asarray(people, np.float64).reshape(-1, *np.shape(people)[-2:])):
+        col = colours[p % len(colours)]
+        ok = person[:, 2] >= min_confidence
+        for a, b in bones:
+            if ok[a] and ok[b]:
+                cv2.line(img, tuple(int(v) for v in person[a, :2]),
+                         tuple(int(v) for v in person[b, :2]), col, max(1, r // 2), cv2.LINE_AA)
+        for j in np.flatnonzero(ok):
+            cv2.circle(img, tuple(int(v) for v in person[j, :2]), r, col, -1, cv2.LINE_AA)
+    return img
+
+
+def detect_videos(video_dir, out, *, detector=None, backend: str = "blazepose",
+                  max_people: int = 1, model: str | None = None, stride: int = 1,
+                  start: float | None = None, end: float | None = None, trim: bool = False,
+                  overlay: int = 0, progress: bool = True, threads: int = 1) -> dict:
+    """Detect people in every video of ``video_dir`` (one per camera, see
+    :func:`pose.video.find_videos`) and write OpenPose JSON under ``out`` (module docstring).
+
+    ``detector``: a ready detector (default: :func:`pose.detect.make_detector` with ``backend``,
+    ``max_people``, ``model``, ``threads``); ``stride``, ``start``, ``end`` (seconds): which
+    frames; ``trim``: allow videos of different lengths (the shortest count is used);
+    ``overlay``: how many frames per camera to save with keypoints drawn. Returns the
+    ``detect.json`` dictionary, with ``frames_detected`` (this run) and ``seconds``."""
+    from .base import make_detector
+
+    out = Path(out)
+    infos = [pv.probe_video(p) for p in pv.find_videos(video_dir)]
+    names = [i.name for i in infos]
+    if len(set(names)) != len(names):
+        raise ValueError(f"VIDEO_DIR: {video_dir}: two videos share a camera name ({names})")
+    n = pv.common_length(infos, trim=trim)
+    idx = pv.frame_indices(infos[0], stride=stride, start=start, end=end, frames=n)
+    fps = {i.fps for i in infos}
+    if len(fps) > 1:
+        print(f"warning: the videos declare different frame rates ({sorted(fps)}); frames are "
+              "matched by index", flush=True)
+    if detector is None:
+        detector = make_detector(backend, max_people=max_people, model=model, threads=threads)
+    done_total, t0 = 0, time.perf_counter()
+    for info in infos:
+        todo = [int(i) for i in idx if not frame_json_path(out, info.name, i).is_file()]
+        shots = set(int(i) for i in idx[np.linspace(0, len(idx) - 1, overlay).round()
+                                        .astype(int)]) if overlay else set()
+        shots -= {i for i in shots if (out / "overlay" / f"{info.name}_{i:06d}.jpg").is_file()}
+        need = sorted(set(todo) | shots)
+        bar = tqdm(total=len(idx), initial=len(idx) - len(todo), disable=not progress,
+                   desc=f"detect {info.name}", unit="frame")
+        detector.reset()
+        prev = None
+        for i, frame in pv.read_frames(info.path, need):
+            if prev is not None and i - prev > stride:
+                detector.reset()          # a gap (frames done before): track afresh
+            prev = i
+            people = detector(frame).openpose()
+            path = frame_json_path(out, info.name, i)
+            if i in todo:
+                _atomic_write(path, lambda tmp: write_openpose_json(tmp, people))
+                done_total += 1
+                bar.update(1)
+            if i in shots:
+                img = draw_keypoints(frame, people, detector.skeleton)
+                jpg = cv2.imencode(".jpg", img)[1].tobytes()
+                _atomic_write(out / "overlay" / f"{info.name}_{i:06d}.jpg",
+                              lambda tmp: Path(tmp).write_bytes(jpg))
+        bar.close()
+    meta = {"backend": getattr(detector, "name", backend), "skeleton": detector.skeleton,
+            "video_dir": str(video_dir), "cameras": names,
+            "videos": [i.path.name for i in infos], "fps": infos[0].fps,
+            "image_size": [[i.width, i.height] for i in infos], "frames": [int(i) for i in idx],
+            "stride": int(stride), "max_people": int(getattr(detector, "max_people", max_people))}
+    _atomic_write(out / "detect.json",
+                  lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1)))
+    meta["frames_detected"] = done_total
+    meta["seconds"] = time.perf_counter() - t0
+    return meta
