@@ -20,7 +20,9 @@ setup(
         # torch: install the CPU wheel first (`pip install torch==2.13.0`); this range accepts it.
         "gpu": ["torch>=2.1,<3", "kornia>=0.7"],
         "bench": ["poselib", "pycolmap"],
-        "dev": ["pytest>=7", "hypothesis>=6"],
+        "dev": ["pytest>=7", "hypothesis>=6", "onnx"],   # onnx: torch.onnx.export in tests
+        # pose.detect's backends: LiteRT for BlazePose (.tflite), onnxruntime for ONNX models
+        "detect": ["ai-edge-litert", "onnxruntime"],
     },
     entry_points={"console_scripts": ["epigeo=learn.cli:main"]},
 )
