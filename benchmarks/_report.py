@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from learn.tables import format_table
+
 __all__ = ["format_table", "write_report", "machine_info", "timed"]
 
 
@@ -34,32 +36,6 @@ def timed(fn, *args, repeat: int = 1, **kwargs):
         out = fn(*args, **kwargs)
         times.append(time.perf_counter() - t0)
     return out, float(np.median(times))
-
-
-def _fmt(v) -> str:
-    if isinstance(v, (float, np.floating)):
-        if not np.isfinite(v):
-            return "—"
-        a = abs(v)
-        if a >= 1000:
-            return f"{v:,.0f}"
-        if a >= 10:
-            return f"{v:.1f}"
-        if a >= 0.01 or a == 0:
-            return f"{v:.3g}" if a < 1 else f"{v:.2f}"
-        return f"{v:.2e}"
-    return str(v)
-
-
-def format_table(rows: list[dict], columns: list[str] | None = None) -> str:
-    """Markdown table of ``rows`` (dicts) with ``columns`` (default: keys of the first row)."""
-    if not rows:
-        return "(no rows)"
-    columns = columns or list(rows[0])
-    out = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    for r in rows:
-        out.append("| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |")
-    return "\n".join(out)
 
 
 def write_report(name: str, rows: list[dict], out_dir, *, columns: list[str] | None = None,

@@ -3,6 +3,24 @@
 Conventions (OpenCV's): pixels ``(..., N, 2)`` float64, leading dims are independent problems;
 ``x_cam = R X + t``; relative pose ``X2 = R X1 + t`` with ``|t| = 1``; ``x2ᵀ F x1 = 0``;
 ``E = K2ᵀ F K1``. Results are frozen dataclasses with a ``valid`` field.
+
+Every public name is importable from here in one hop. The code lives in rooms by concern
+(each room's ``__init__.py`` says what it holds and which file to read first):
+
+- :mod:`geometry.epipolar` — F (7/8-point, least squares), E, pose recovery, relative pose and the
+  F-RANSAC front end, with their Numba kernels.
+- :mod:`geometry.robust` — the generic batched RANSAC engine (problems × hypotheses).
+- :mod:`geometry.triangulation` — DLT, Hartley–Sturm (``hartley_sturm/``), multi-view fusion and
+  the medians.
+- :mod:`geometry.rig` — static rigs: initialisation, bundle adjustment, focal self-calibration,
+  time offsets, windowed reconstruction.
+- below all rooms: :mod:`geometry.camera`, :mod:`geometry.alignment`, :mod:`geometry.synthetic`
+  (public helpers) and :mod:`geometry.common` (argument validation, small Numba linear algebra).
+- :mod:`geometry.torch` — the same rooms for torch tensors.
+
+Layering: ``common`` ← ``camera``/``alignment``/``synthetic`` ← ``robust`` ← ``epipolar`` ←
+``triangulation`` ← ``rig``; a room imports only from rooms to its left. Nothing in ``geometry``
+imports ``pose``, ``learn`` or ``benchmarks``.
 """
 from .camera import (camera_centers, compose_poses, direction_error_deg, distort_normalized,
                      essential_from_pose, fundamental_from_pose, invert_pose, look_at,
@@ -11,22 +29,18 @@ from .camera import (camera_centers, compose_poses, direction_error_deg, distort
 from .synthetic import (MultiViewScene, Rig, TwoViewScene, human_like_points, make_multiview_scene,
                         make_random_rig, make_ring_rig, make_two_view_scene,
                         two_view_from_multiview)
-from .fundamental import (fundamental_7point, fundamental_8point, fundamental_least_squares,
-                          hartley_normalize, sampson_distance, symmetric_epipolar_distance)
-from .essential import PoseResult, decompose_essential, essential_from_fundamental, recover_pose
-from .ransac import FundamentalResult, estimate_fundamental
-from .relative_pose import RelativePoseResult, estimate_relative_pose
-from .triangulation import (OptimalTriangulation, Triangulation, fundamental_from_projections,
-                            triangulate_dlt, triangulate_optimal)
-from .fusion import (MedianResult, MultiviewTriangulation, geometric_median, triangulate_multiview,
-                     vector_median)
+from .epipolar import (FundamentalResult, PoseResult, RelativePoseResult, decompose_essential,
+                       essential_from_fundamental, estimate_fundamental, estimate_relative_pose,
+                       fundamental_7point, fundamental_8point, fundamental_least_squares,
+                       hartley_normalize, recover_pose, sampson_distance,
+                       symmetric_epipolar_distance)
+from .triangulation import (MedianResult, MultiviewTriangulation, OptimalTriangulation,
+                            Triangulation, fundamental_from_projections, geometric_median,
+                            triangulate_dlt, triangulate_multiview, triangulate_optimal,
+                            vector_median)
 from .alignment import (Similarity, apply_similarity, rotation_aligning, scale_from_bone_lengths,
                         scale_from_height, umeyama, up_from_spine)
-from .bundle import BundleResult, bundle_adjust
-from .selfcalib import FocalResult, focal_from_fundamental, intrinsics_from_image_size
-from .rig import RigReconstruction, reconstruct_rig
-from .sync import TimeOffsets, apply_time_offsets, estimate_time_offsets
-from .rig_windowed import WindowedRigReconstruction, reconstruct_rig_windowed
-# The submodule ``geometry.relative_pose`` shadows the function of the same name once imported;
-# the public name is the function (camera 2's pose relative to camera 1).
-from .camera import relative_pose  # noqa: E402,F811
+from .rig import (BundleResult, FocalResult, RigReconstruction, TimeOffsets,
+                  WindowedRigReconstruction, apply_time_offsets, bundle_adjust,
+                  estimate_time_offsets, focal_from_fundamental, intrinsics_from_image_size,
+                  reconstruct_rig, reconstruct_rig_windowed)

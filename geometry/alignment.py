@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import as_array, as_mask, as_points, check_positive
+from .common.validate import as_array, as_mask, as_points, check_positive
 
 __all__ = ["Similarity", "umeyama", "apply_similarity", "n_mpjpe", "mpjpe_aligned",
            "scale_from_height", "scale_from_bone_lengths", "up_from_spine",

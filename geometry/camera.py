@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from ._validate import as_array, as_matrix, as_points
+from .common.validate import as_array, as_matrix, as_points
 
 __all__ = [
     "skew",

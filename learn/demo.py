@@ -111,7 +111,7 @@ def evaluate_modes(people, modes=("rig", "frame"), *, seed: int = 0, window: int
 def run_demo(out: Path = Path("results/demo"), *, frames_per_clip: int = 60, seed: int = 0,
              quiet: bool = False) -> dict:
     """The main job on synthetic data: reconstruct, label, score, print a table, write a report."""
-    from benchmarks._report import format_table
+    from .tables import format_table
 
     t0 = time.perf_counter()
     people = make_synthetic_case(2, frames_per_clip, seed=seed)

@@ -13,20 +13,24 @@ Differentiable (checked with ``torch.autograd.gradcheck``): :func:`triangulate_d
 :func:`fundamental_from_projections`, :func:`hartley_normalize` and the value selected by
 :func:`vector_median`.
 
+Rooms (mirroring :mod:`geometry`): ``epipolar/`` (F, E, pose, F-RANSAC), ``triangulation/``
+(DLT, Hartley–Sturm, the vector median), ``common.py`` (tensor argument checks, batching,
+chunked linear algebra, the counter-based RNG). Kornia (``kornia.geometry.epipolar``) is used
+where it has the operation with the batching and precision we need; each module says where.
+
 Argument checks run once per call (they may synchronise with the device); inside the batched
 computation there is no ``.item()``, no data-dependent shape and no host↔device copy. Batched
 ``eigh``/``svd`` calls take at most 16384 matrices each (cuSOLVER's batched symmetric
 eigensolver fails near 32k). PyTorch's own ``linalg.eigh``/``linalg.svd`` still check their
 LAPACK/cuSOLVER status codes on the host once per call (a per-chunk, not per-problem, wait).
 """
-from .essential import PoseResult, decompose_essential, essential_from_fundamental, recover_pose
-from .fundamental import (fundamental_7point, fundamental_8point, hartley_normalize,
-                          sampson_distance, symmetric_epipolar_distance)
-from .fusion import MedianResult, vector_median
-from .ransac import FundamentalResult, estimate_fundamental
-from .relative_pose import RelativePoseResult, estimate_relative_pose
-from .triangulation import (OptimalTriangulation, Triangulation, fundamental_from_projections,
-                            triangulate_dlt, triangulate_optimal)
+from .epipolar import (FundamentalResult, PoseResult, RelativePoseResult, decompose_essential,
+                       essential_from_fundamental, estimate_fundamental, estimate_relative_pose,
+                       fundamental_7point, fundamental_8point, hartley_normalize, recover_pose,
+                       sampson_distance, symmetric_epipolar_distance)
+from .triangulation import (MedianResult, OptimalTriangulation, Triangulation,
+                            fundamental_from_projections, triangulate_dlt, triangulate_optimal,
+                            vector_median)
 
 __all__ = [
     "PoseResult", "decompose_essential", "essential_from_fundamental", "recover_pose",

@@ -1,0 +1,366 @@
+"""Fundamental-matrix solvers for torch tensors: Hartley normalisation, 7-point (batched null
+space by Gauss–Jordan elimination and a closed-form cubic), weighted 8-point, Sampson distance.
+
+Conventions: pixels ``(..., N, 2)``; ``x2ᵀ F x1 = 0``; F has unit Frobenius norm with its
+largest-magnitude entry positive. Everything is elementwise or a batched small-matrix
+decomposition (chunked): no per-problem Python loop, no host synchronisation.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..common import (_shape_str, as_mask, as_matrix, as_points, as_weights, det3,
+                      linalg_chunked)
+
+__all__ = ["hartley_normalize", "fundamental_7point", "fundamental_8point", "sampson_distance",
+           "symmetric_epipolar_distance", "normalize_pairs", "denormalize", "design_rows",
+           "sampson_sq", "enforce_rank2", "canonical_sign"]
+
+
+def normalize_pairs(x1, x2, use):
+    """Hartley normalisation with one scale for both images (as the numpy path).
+
+    ``x1, x2 (B, N, 2)``, ``use (B, N)`` → ``q (B, N, 4)`` (``u = s (x − c)``, zeros where not
+    used), ``s (B,)`` (0 when the points coincide), ``c1, c2 (B, 2)``.
+    """
+    w = use.to(x1.dtype)
+    n = w.sum(-1).clamp_min(1)
+    z1 = torch.where(use[..., None], x1, torch.zeros_like(x1))
+    z2 = torch.where(use[..., None], x2, torch.zeros_like(x2))
+    c1 = z1.sum(-2) / n[:, None]
+    c2 = z2.sum(-2) / n[:, None]
+    d = (((z1 - c1[:, None]).pow(2).sum(-1).sqrt() + (z2 - c2[:, None]).pow(2).sum(-1).sqrt())
+         * w).sum(-1) / (2 * n)
+    ok = (d > 1e-12) & torch.isfinite(d)
+    s = torch.where(ok, math.sqrt(2.0) / torch.where(ok, d, torch.ones_like(d)),
+                    torch.zeros_like(d))
+    q = torch.cat([(z1 - c1[:, None]), (z2 - c2[:, None])], -1) * s[:, None, None]
+    q = torch.where(use[..., None], q, torch.zeros_like(q))
+    return q, s, c1, c2
+
+
+def _T(s, c):
+    B = s.shape[0]
+    T = torch.zeros(B, 3, 3, dtype=s.dtype, device=s.device)
+    T[:, 0, 0] = s
+    T[:, 1, 1] = s
+    T[:, 0, 2] = -s * c[:, 0]
+    T[:, 1, 2] = -s * c[:, 1]
+    T[:, 2, 2] = 1.0
+    return T
+
+
+def canonical_sign(F: torch.Tensor) -> torch.Tensor:
+    """Scale ``F (..., 3, 3)`` to unit Frobenius norm, largest-magnitude entry positive (0 → 0)."""
+    f = F.flatten(-2)
+    n = f.norm(dim=-1, keepdim=True)
+    idx = f.abs().argmax(-1, keepdim=True)
+    sg = torch.sign(torch.gather(f, -1, idx))
+    sg = torch.where(sg == 0, torch.ones_like(sg), sg)
+    ok = (n > 0) & torch.isfinite(n)
+    f = torch.where(ok, f * sg / torch.where(ok, n, torch.ones_like(n)), torch.zeros_like(f))
+    return f.unflatten(-1, (3, 3))
+
+
+def denormalize(Fn, s, c1, c2):
+    """``F = T2ᵀ Fn T1`` for normalised ``Fn (B, ..., 3, 3)``; canonical scale and sign."""
+    T1, T2 = _T(s, c1), _T(s, c2)
+    extra = Fn.ndim - 3
+    T1 = T1.reshape(T1.shape[:1] + (1,) * extra + (3, 3))
+    T2 = T2.reshape(T2.shape[:1] + (1,) * extra + (3, 3))
+    return canonical_sign(T2.transpose(-1, -2) @ Fn @ T1)
+
+
+def design_rows(q: torch.Tensor) -> torch.Tensor:
+    """Epipolar design rows ``(..., 9)`` of normalised pairs ``q (..., 4)`` = (x1, y1, x2, y2),
+    so that ``row · vec(F) = x2ᵀ F x1`` (row-major ``vec``)."""
+    x, y, u, v = q.unbind(-1)
+    one = torch.ones_like(x)
+    return torch.stack([u * x, u * y, u, v * x, v * y, v, x, y, one], -1)
+
+
+def sampson_sq(F: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Squared Sampson distance of pairs ``q (..., N, 4)`` to ``F (..., 3, 3)`` → ``(..., N)``.
+
+    Leading dims of F and q broadcast (F gets the N axis inserted). ``inf`` where undefined."""
+    x1 = torch.cat([q[..., :2], torch.ones_like(q[..., :1])], -1)
+    x2 = torch.cat([q[..., 2:], torch.ones_like(q[..., :1])], -1)
+    Fx1 = torch.einsum("...ij,...nj->...ni", F, x1)
+    Ftx2 = torch.einsum("...ji,...nj->...ni", F, x2)
+    e = (x2 * Fx1).sum(-1)
+    den = Fx1[..., 0] ** 2 + Fx1[..., 1] ** 2 + Ftx2[..., 0] ** 2 + Ftx2[..., 1] ** 2
+    return torch.where(den > 0, e * e / torch.where(den > 0, den, torch.ones_like(den)),
+                       torch.full_like(den, float("inf")))
+
+
+# --------------------------------------------------------------------------- 7-point
+def _null2_gauss_jordan(A: torch.Tensor):
+    """Two null vectors of ``A (M, 7, 9)`` by Gauss–Jordan with partial pivoting on the first
+    seven columns: ``A → [I | C]``, null space ``[-C; I₂]``. Returns ``f1, f2 (M, 9)``, ok."""
+    M = A.shape[0]
+    A = A.clone()
+    scale = A.abs().amax((-1, -2)).clamp_min(torch.finfo(A.dtype).tiny)
+    ok = torch.ones(M, dtype=torch.bool, device=A.device)
+    ar = torch.arange(7, device=A.device)
+    for k in range(7):
+        col = A[:, :, k].abs()
+        col = torch.where(ar[None] >= k, col, torch.full_like(col, -1.0))
+        p = col.argmax(-1)                                             # (M,)
+        piv = torch.gather(A[:, :, k], 1, p[:, None]).squeeze(1)
+        ok = ok & (piv.abs() > 1e3 * torch.finfo(A.dtype).eps * scale)
+        # swap rows k and p
+        rk = A[:, k].clone()
+        rp = torch.gather(A, 1, p[:, None, None].expand(M, 1, 9)).squeeze(1)
+        A[:, k] = rp
+        A.scatter_(1, p[:, None, None].expand(M, 1, 9), rk[:, None])
+        safe = torch.where(piv == 0, torch.ones_like(piv), piv)
+        A[:, k] = A[:, k] / safe[:, None]
+        f = A[:, :, k].clone()
+        f[:, k] = 0.0
+        A = A - f[:, :, None] * A[:, k][:, None, :]
+    C = A[:, :, 7:]                                                    # (M, 7, 2)
+    eye = torch.eye(2, dtype=A.dtype, device=A.device).expand(M, 2, 2)
+    N = torch.cat([-C, eye], 1)                                        # (M, 9, 2)
+    return N[..., 0], N[..., 1], ok
+
+
+def _cubic_roots(c3, c2, c1, c0):
+    """Real roots of ``c3 α³ + c2 α² + c1 α + c0`` → ``(..., 3)`` and a validity mask."""
+    big = torch.stack([c3.abs(), c2.abs(), c1.abs(), c0.abs()], -1).amax(-1)
+    cubic = c3.abs() > 1e-10 * big
+    s3 = torch.where(cubic, c3, torch.ones_like(c3))
+    a, b, c = c2 / s3, c1 / s3, c0 / s3
+    p = b - a * a / 3
+    q = 2 * a ** 3 / 27 - a * b / 3 + c
+    disc = (q / 2) ** 2 + (p / 3) ** 3
+    one = disc > 0
+    sq = torch.sqrt(torch.where(one, disc, torch.zeros_like(disc)))
+    u = -q / 2 + sq
+    v = -q / 2 - sq
+    cbrt = lambda z: torch.sign(z) * z.abs().pow(1.0 / 3.0)  # noqa: E731
+    r_one = cbrt(u) + cbrt(v) - a / 3
+    r = torch.sqrt(torch.where(one, torch.zeros_like(p), -p / 3))
+    rr = torch.where(r > 0, r, torch.ones_like(r))
+    phi = torch.acos(torch.clamp(-q / (2 * rr ** 3), -1.0, 1.0))
+    k = torch.arange(3, dtype=c3.dtype, device=c3.device)
+    r_three = 2 * r[..., None] * torch.cos((phi[..., None] + 2 * math.pi * k) / 3) - a[..., None] / 3
+    roots = torch.where(one[..., None], r_one[..., None].expand_as(r_three), r_three)
+    valid = torch.stack([torch.ones_like(one), ~one, ~one], -1) & cubic[..., None]
+    # quadratic fallback (c3 ≈ 0)
+    qa = torch.where(c2.abs() > 0, c2, torch.ones_like(c2))
+    qd = c1 * c1 - 4 * c2 * c0
+    qs = torch.sqrt(qd.clamp_min(0))
+    quad = torch.stack([(-c1 + qs) / (2 * qa), (-c1 - qs) / (2 * qa), torch.zeros_like(c1)], -1)
+    qvalid = torch.stack([qd >= 0, qd > 0, torch.zeros_like(one)], -1) & (c2.abs() > 0)[..., None]
+    roots = torch.where(cubic[..., None], roots, quad)
+    valid = torch.where(cubic[..., None], valid, qvalid & ~cubic[..., None])
+    # one Newton step on the original polynomial
+    for _ in range(2):
+        f = ((c3[..., None] * roots + c2[..., None]) * roots + c1[..., None]) * roots + c0[..., None]
+        d = (3 * c3[..., None] * roots + 2 * c2[..., None]) * roots + c1[..., None]
+        step = f / torch.where(d == 0, torch.ones_like(d), d)
+        roots = torch.where((d != 0) & torch.isfinite(step), roots - step, roots)
+    valid = valid & torch.isfinite(roots)
+    return torch.where(valid, roots, torch.zeros_like(roots)), valid
+
+
+def seven_point_normalized(q7: torch.Tensor):
+    """Minimal solver on normalised samples ``q7 (M, 7, 4)`` → ``F (M, 3, 3, 3)`` (up to three
+    candidates, unit norm) and ``valid (M, 3)``."""
+    A = design_rows(q7)
+    f1, f2, ok = _null2_gauss_jordan(A)
+    F1 = f1.unflatten(-1, (3, 3))
+    F2 = f2.unflatten(-1, (3, 3))
+    D = F1 - F2
+    d0, d1 = det3(F2), det3(F2 + D)
+    dm1, d2 = det3(F2 - D), det3(F2 + 2 * D)
+    c0 = d0
+    c2 = (d1 + dm1) / 2 - d0
+    c13 = (d1 - dm1) / 2
+    c3 = (d2 - d0 - 4 * c2 - 2 * c13) / 6
+    c1 = c13 - c3
+    alpha, valid = _cubic_roots(c3, c2, c1, c0)
+    F = alpha[..., None, None] * D[:, None] + F2[:, None]
+    n = F.flatten(-2).norm(dim=-1)
+    valid = valid & ok[:, None] & (n > 0) & torch.isfinite(n)
+    F = torch.where(valid[..., None, None], F / torch.where(valid, n, torch.ones_like(n))[..., None, None],
+                    torch.zeros_like(F))
+    return F, valid
+
+
+# --------------------------------------------------------------------------- 8-point
+def enforce_rank2(F: torch.Tensor, chunk_size: int = 16384) -> torch.Tensor:
+    """Closest rank-2 matrix (Frobenius) of ``F (B, 3, 3)`` via a batched SVD (chunked)."""
+    def one(f):
+        U, S, Vh = torch.linalg.svd(f)
+        S = torch.cat([S[:, :2], torch.zeros_like(S[:, 2:])], -1)
+        return U @ (S[:, :, None] * Vh)
+    return linalg_chunked(one, chunk_size, F)
+
+
+def _min_eigvec(M, chunk_size):
+    return linalg_chunked(lambda m: torch.linalg.eigh(m)[1][..., 0], chunk_size, M)
+
+
+def weighted_eight_point(q, w, chunk_size: int = 16384):
+    """Weighted 8-point on normalised pairs ``q (B, N, 4)`` with weights ``w (B, N)`` (0 drops a
+    pair) → rank-2 ``Fn (B, 3, 3)`` (unit norm) and ``ok (B,)`` (≥ 8 weighted pairs)."""
+    A = design_rows(q)
+    M = torch.einsum("bn,bni,bnj->bij", w, A, A)
+    f = _min_eigvec(M, chunk_size)
+    F = enforce_rank2(f.unflatten(-1, (3, 3)), chunk_size)
+    n = F.flatten(-2).norm(dim=-1)
+    ok = ((w > 0).sum(-1) >= 8) & (n > 0) & torch.isfinite(n)
+    F = torch.where(ok[:, None, None], F / torch.where(ok, n, torch.ones_like(n))[:, None, None],
+                    torch.zeros_like(F))
+    return F, ok
+
+
+
+# --------------------------------------------------------------------------- public API
+def _pairs(x1, x2, n_exact=None):
+    x1 = as_points("x1", x1)
+    x2 = as_points("x2", x2, like=x1)
+    if x2.shape != x1.shape:
+        raise ValueError(f"x2: expected the shape of x1 {_shape_str(x1.shape)}, got shape "
+                         f"{_shape_str(x2.shape)}")
+    if n_exact is not None and x1.shape[-2] != n_exact:
+        raise ValueError(f"x1: expected shape (..., {n_exact}, 2), got shape "
+                         f"{_shape_str(x1.shape)}")
+    return x1, x2
+
+
+def _hartley(x, use):
+    """:func:`hartley_normalize` on validated ``x (..., N, 2)`` and ``use (..., N)``."""
+    w = use.to(x.dtype)
+    cnt = w.sum(-1).clamp_min(1)
+    xs = torch.where(use[..., None], x, torch.zeros_like(x))
+    c = xs.sum(-2) / cnt[..., None]
+    mean = ((xs - c[..., None, :]).pow(2).sum(-1).sqrt() * w).sum(-1) / cnt
+    ok = mean > 1e-12
+    s = torch.where(ok, 2.0 ** 0.5 / torch.where(ok, mean, torch.ones_like(mean)),
+                    torch.ones_like(mean))
+    c = torch.where(ok[..., None], c, torch.zeros_like(c))
+    z, one = torch.zeros_like(s), torch.ones_like(s)
+    T = torch.stack([torch.stack([s, z, -s * c[..., 0]], -1),
+                     torch.stack([z, s, -s * c[..., 1]], -1),
+                     torch.stack([z, z, one], -1)], -2)
+    return (x - c[..., None, :]) * s[..., None, None], T
+
+
+def hartley_normalize(x, mask=None):
+    """Hartley's isotropic normalisation of ``x (..., N, 2)`` (pixels).
+
+    Translates the centroid of the valid points (mask True and finite) to the origin and scales
+    their mean distance to √2. Returns ``xn (..., N, 2)`` and ``T (..., 3, 3)`` with
+    ``[xn, 1]ᵀ = T [x, 1]ᵀ``; problems with no spread get ``T = I``. Differentiable.
+    """
+    x = as_points("x", x)
+    use = as_mask("mask", mask, x.shape[:-1], x.device) & torch.isfinite(x).all(-1)
+    return _hartley(x, use)
+
+
+def fundamental_7point(x1, x2):
+    """The 7-point solver: ``x1, x2 (..., 7, 2)`` pixels → ``F (..., 3, 3, 3)``, ``count (...)``.
+
+    ``F[..., k, :, :]`` for ``k < count`` are the (1 or 3) real rank-2 solutions (unit Frobenius
+    norm, largest-magnitude entry positive, ``x2ᵀ F x1 = 0``), the rest zero; count 0 marks a
+    degenerate sample (coincident points, rank < 7) or NaN input — as
+    :func:`geometry.fundamental.fundamental_7point`. The null space comes from Gauss–Jordan
+    elimination and the cubic is solved in closed form (no eigensolver).
+    """
+    x1, x2 = _pairs(x1, x2, 7)
+    batch = x1.shape[:-2]
+    a, b = x1.reshape(-1, 7, 2), x2.reshape(-1, 7, 2)
+    use = torch.isfinite(a).all(-1) & torch.isfinite(b).all(-1)
+    q, s, c1, c2 = normalize_pairs(a, b, use)
+    Fn, valid = seven_point_normalized(q)
+    valid = valid & use.all(-1)[:, None] & (s > 0)[:, None]
+    F = torch.where(valid[..., None, None], denormalize(Fn, s, c1, c2), torch.zeros_like(Fn))
+    order = torch.argsort((~valid).to(torch.int8), dim=-1, stable=True)  # valid ones first
+    F = torch.gather(F, 1, order[..., None, None].expand(-1, 3, 3, 3))
+    count = valid.sum(-1)
+    return F.reshape(batch + (3, 3, 3)), count.reshape(batch)
+
+
+def fundamental_8point(x1, x2, mask=None, weights=None, *, chunk_size: int = 16384):
+    """Normalised (weighted) 8-point algorithm with rank-2 projection.
+
+    Args:
+        x1, x2: ``(..., N, 2)`` pixels; NaN points are ignored. mask: ``(..., N)`` bool.
+        weights: ``(..., N)`` non-negative weights of the squared algebraic residuals.
+        chunk_size: most matrices per batched ``eigh``/``svd`` call (capped at 16384).
+    Returns:
+        ``F (..., 3, 3)`` minimising ``Σ wᵢ (x2ᵢᵀ F x1ᵢ)²`` in Hartley-normalised coordinates
+        (each image normalised separately, as :func:`geometry.fundamental.fundamental_8point`),
+        unit norm with its largest entry positive, and ``valid (...)``: at least 8 points with
+        positive weight and a unique solution (design matrix of rank 8; float32 uses looser
+        rank tolerances). Invalid problems get ``F = 0``. Differentiable where valid.
+    """
+    x1, x2 = _pairs(x1, x2)
+    batch, N = x1.shape[:-2], x1.shape[-2]
+    m = as_mask("mask", mask, batch + (N,), x1.device)
+    w = as_weights("weights", weights, batch + (N,), x1)
+    use = m & (w > 0) & torch.isfinite(x1).all(-1) & torch.isfinite(x2).all(-1)
+    a, b = x1.reshape(-1, N, 2), x2.reshape(-1, N, 2)
+    use, w = use.reshape(-1, N), w.reshape(-1, N)
+    x1n, T1 = _hartley(a, use)
+    x2n, T2 = _hartley(b, use)
+    q = torch.where(use[..., None], torch.cat([x1n, x2n], -1), 0.0)
+    A = design_rows(q) * torch.where(use, w, torch.zeros_like(w)).sqrt()[..., None]
+    M = A.transpose(-1, -2) @ A
+    evals, evecs = linalg_chunked(torch.linalg.eigh, chunk_size, M)
+    Fn = evecs[..., 0].unflatten(-1, (3, 3))
+
+    def rank2(f):
+        U, S, Vh = torch.linalg.svd(f)
+        return U @ (torch.cat([S[:, :2], torch.zeros_like(S[:, 2:])], -1)[..., None] * Vh), S
+    Fn, S = linalg_chunked(rank2, chunk_size, Fn)
+    F = canonical_sign(T2.transpose(-1, -2) @ Fn @ T1)
+    t_eig, t_sv = (1e-12, 1e-9) if x1.dtype == torch.float64 else (1e-5, 1e-5)
+    valid = ((use.sum(-1) >= 8) & (evals[:, 1] > t_eig * evals[:, -1].clamp_min(1e-300))
+             & (S[:, 1] > t_sv * S[:, 0]))
+    F = torch.where(valid[:, None, None], F, torch.zeros_like(F))
+    return F.reshape(batch + (3, 3)), valid.reshape(batch)
+
+
+def _epipolar_terms(F, x1, x2):
+    x1, x2 = _pairs(x1, x2)
+    F = as_matrix("F", F, 3, 3, like=x1)
+    Fb = F[..., None, :, :]
+    h1 = torch.cat([x1, torch.ones_like(x1[..., :1])], -1)
+    h2 = torch.cat([x2, torch.ones_like(x2[..., :1])], -1)
+    l2 = (Fb @ h1[..., None]).squeeze(-1)                  # epipolar line of x1 in image 2
+    l1 = (Fb.transpose(-1, -2) @ h2[..., None]).squeeze(-1)  # epipolar line of x2 in image 1
+    return (h2 * l2).sum(-1), l1, l2
+
+
+def sampson_distance(F, x1, x2, *, squared: bool = False) -> torch.Tensor:
+    """Sampson (first-order geometric) distance in pixels, ``(..., N)``.
+
+    ``|e| / sqrt((F x1)₀² + (F x1)₁² + (Fᵀ x2)₀² + (Fᵀ x2)₁²)`` with ``e = x2ᵀ F x1``
+    (squared with ``squared=True``). ``F (..., 3, 3)``, ``x1, x2 (..., N, 2)``; leading dims
+    broadcast. ``inf`` where the denominator vanishes, NaN where a point is NaN.
+    Differentiable in ``F``, ``x1``, ``x2`` (the unsquared distance not at zero residual).
+    """
+    e, l1, l2 = _epipolar_terms(F, x1, x2)
+    d = l2[..., 0] ** 2 + l2[..., 1] ** 2 + l1[..., 0] ** 2 + l1[..., 1] ** 2
+    r2 = torch.where(d > 0, e * e / torch.where(d > 0, d, torch.ones_like(d)),
+                     torch.full_like(d, float("inf")))
+    return r2 if squared else r2.sqrt()
+
+
+def symmetric_epipolar_distance(F, x1, x2, *, squared: bool = False) -> torch.Tensor:
+    """Symmetric epipolar distance in pixels, ``(..., N)``: ``sqrt(d(x2, F x1)² + d(x1, Fᵀ x2)²)``
+    (point-to-epipolar-line distances in each image; the sum of squares with ``squared=True``).
+    ``inf`` where a line is undefined."""
+    e, l1, l2 = _epipolar_terms(F, x1, x2)
+    n2 = l2[..., 0] ** 2 + l2[..., 1] ** 2
+    n1 = l1[..., 0] ** 2 + l1[..., 1] ** 2
+    ok = (n1 > 0) & (n2 > 0)
+    one = torch.ones_like(n1)
+    r2 = torch.where(ok, e * e * (1.0 / torch.where(ok, n2, one) + 1.0 / torch.where(ok, n1, one)),
+                     torch.full_like(n1, float("inf")))
+    return r2 if squared else r2.sqrt()
