@@ -78,3 +78,58 @@ def test_onnx_backend_bad_inputs(tiny_onnx, tmp_path):
     det = make_detector("onnx", model=str(tiny_onnx))
     with pytest.raises(ValueError, match="frame"):
         det(np.zeros((10, 10), np.uint8), boxes=np.zeros((1, 4)))
+
+
+def _write_video(path, frames, fourcc="MJPG"):
+    import cv2
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 25.0, (320, 240))
+    assert w.isOpened()
+    for f in frames:
+        w.write(f)
+    w.release()
+
+
+def test_detect_videos_writes_openpose_json_and_resumes(tiny_onnx, tmp_path):
+    import cv2
+
+    from pose import read_openpose_cameras
+    from pose.detect import detect_videos, frame_json_path
+
+    def dots(t, c):
+        return [(140 + 3 * t + 5 * c, 100), (170, 150 + 2 * t), (150, 185)]
+
+    vids = tmp_path / "videos"
+    vids.mkdir()
+    for c in range(2):
+        _write_video(vids / f"cam0{c + 1}.avi",
+                     [cv2.dilate(_frame(dots(t, c)), np.ones((3, 3), np.uint8))
+                      for t in range(8)])
+    det = make_detector("onnx", model=str(tiny_onnx),
+                        person_detector=lambda rgb: np.array([[110.0, 70, 210, 210]]))
+    out = tmp_path / "out"
+    meta = detect_videos(vids, out, detector=det, stride=2, overlay=2, progress=False)
+    assert meta["frames"] == [0, 2, 4, 6] and meta["frames_detected"] == 8
+    assert meta["cameras"] == ["cam01", "cam02"] and meta["fps"] == 25.0
+    kp, names = read_openpose_cameras(out, num_joints=None)      # the project's reader
+    assert kp.shape == (2, 4, K, 3) and names == ["cam01", "cam02"]
+    for c in range(2):
+        for k, t in enumerate([0, 2, 4, 6]):
+            np.testing.assert_allclose(kp[c, k, :, :2], dots(t, c), atol=3.0)
+    assert sorted(p.name for p in (out / "overlay").glob("*.jpg")) == [
+        "cam01_000000.jpg", "cam01_000006.jpg", "cam02_000000.jpg", "cam02_000006.jpg"]
+    # resume: nothing to do, then only the two deleted frames
+    assert detect_videos(vids, out, detector=det, stride=2, progress=False)[
+        "frames_detected"] == 0
+    frame_json_path(out, "cam01", 4).unlink()
+    frame_json_path(out, "cam02", 0).unlink()
+    assert detect_videos(vids, out, detector=det, stride=2, progress=False)[
+        "frames_detected"] == 2
+    kp2, _ = read_openpose_cameras(out, num_joints=None)
+    np.testing.assert_allclose(kp2, kp, atol=1e-6)
+    assert not list(out.rglob("*.tmp"))                  # atomic writes leave no temporaries
+    # videos of different lengths: named, unless trimmed
+    _write_video(vids / "cam03.avi", [_frame(dots(0, 0))] * 5)
+    with pytest.raises(ValueError, match="cam01.avi: 8, cam02.avi: 8, cam03.avi: 5"):
+        detect_videos(vids, out, detector=det, progress=False)
+    assert detect_videos(vids, tmp_path / "trim", detector=det, trim=True,
+                         progress=False)["frames"] == [0, 1, 2, 3, 4]
