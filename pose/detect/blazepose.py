@@ -11,7 +11,6 @@ The numbers are MediaPipe's pose pipeline's (detector threshold 0.5, NMS IoU 0.3
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from .anchors import BLAZEPOSE_ANCHORS, box_iou, decode_boxes, ssd_anchors, weighted_nms
@@ -122,13 +121,14 @@ class BlazePose:
         self._since_detect = 0
 
     # --- the two models -------------------------------------------------------------------
-    def detect_people(self, rgb) -> tuple:
-        """Run the person detector on an RGB frame: ``(boxes (M, 4) px, keypoints (M, 4, 2) px,
-        scores (M,))`` after weighted NMS, best first (keypoints: mid-hip, body-circle point,
-        mid-shoulder, upper-body-circle point)."""
+    def detect_people(self, rgb, *, bgr: bool = False) -> tuple:
+        """Run the person detector on an RGB frame (``bgr``: the frame is BGR): ``(boxes (M, 4)
+        px, keypoints (M, 4, 2) px, scores (M,))`` after weighted NMS, best first (keypoints:
+        mid-hip, body-circle point, mid-shoulder, upper-body-circle point)."""
         H, W = rgb.shape[:2]
         roi = letterbox_roi(W, H)
-        x = crop_roi(rgb, roi, self._det_size, border="zero").astype(np.float32) / 127.5 - 1.0
+        x = crop_roi(rgb, roi, self._det_size, border="zero")
+        x = (x[..., ::-1] if bgr else x).astype(np.float32) / 127.5 - 1.0
         self._det.set_tensor(self._det_in, x[None])
         self._det.invoke()
         raw = self._det.get_tensor(self._det_reg)[0]
@@ -142,11 +142,12 @@ class BlazePose:
         b = roi_to_image(boxes.reshape(-1, 2, 2), roi).reshape(-1, 4)
         return b, roi_to_image(kp, roi), sc
 
-    def landmarks(self, rgb, roi: Roi) -> tuple:
-        """Run the landmark model on ``roi`` of an RGB frame: ``(keypoints (33, 2) px,
-        visibility (33,), presence score, auxiliary (2, 2) px)`` (auxiliary: hip centre and
-        body-circle point, for the next frame's ROI)."""
-        x = crop_roi(rgb, roi, self._lm_size).astype(np.float32) / 255.0
+    def landmarks(self, rgb, roi: Roi, *, bgr: bool = False) -> tuple:
+        """Run the landmark model on ``roi`` of an RGB frame (``bgr``: the frame is BGR):
+        ``(keypoints (33, 2) px, visibility (33,), presence score, auxiliary (2, 2) px)``
+        (auxiliary: hip centre and body-circle point, for the next frame's ROI)."""
+        x = crop_roi(rgb, roi, self._lm_size)
+        x = (x[..., ::-1] if bgr else x).astype(np.float32) / 255.0
         self._lm.set_tensor(self._lm_in, x[None])
         self._lm.invoke()
         flag = float(self._lm.get_tensor(self._lm_out["flag"]).reshape(-1)[0])
@@ -167,11 +168,10 @@ class BlazePose:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frame: expected (H, W, 3) uint8 BGR, got {frame.shape} "
                              f"{frame.dtype}")
-        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         people = []   # (keypoints, visibility, presence, aux, box)
 
         def add(roi):
-            kp, vis, pres, aux = self.landmarks(rgb, roi)
+            kp, vis, pres, aux = self.landmarks(frame, roi, bgr=True)   # crops made RGB
             if pres < self.min_presence:
                 return
             box = np.concatenate([kp.min(0), kp.max(0)])
@@ -185,7 +185,7 @@ class BlazePose:
         if len(people) < self.max_people and (not people or
                                               self._since_detect >= self.redetect_interval):
             self._since_detect = 0
-            boxes, kps, _ = self.detect_people(rgb)
+            boxes, kps, _ = self.detect_people(frame, bgr=True)
             for box, kp in zip(boxes, kps):
                 if len(people) >= self.max_people:
                     break
