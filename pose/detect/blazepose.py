@@ -18,13 +18,13 @@ from .base import FramePoses
 from .models import model_path
 from .roi import Roi, crop_roi, letterbox_roi, roi_from_keypoints, roi_to_image
 
-__all__ = ["BlazePose", "refine_from_heatmap"]
+__all__ = ["BlazePose", "refine_from_heatmap", "detection_tiles"]
 
 NUM_LANDMARKS = 33
 
 
 def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -100.0, 100.0)))
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(x, np.float64), -100.0, 100.0)))
 
 
 def _interpreter(path, threads):
@@ -39,6 +39,23 @@ def _interpreter(path, threads):
     except (ValueError, RuntimeError) as exc:
         raise ValueError(f"{path}: not a loadable TFLite model ({exc})") from None
     return it
+
+
+def detection_tiles(width: int, height: int) -> list:
+    """Unrotated square ROIs covering a ``width × height`` image at a larger scale than its
+    letterbox: side = the short side, centres spread along the long side with overlap
+    (``ceil(long / short) + 1`` tiles); a near-square image gets a 2 × 2 grid of 0.6 × its
+    side. Used by :meth:`BlazePose.detect_people` to find people small in the frame."""
+    short, long_ = min(width, height), max(width, height)
+    if long_ < 1.2 * short:
+        side = 0.6 * long_
+        cs = [(a, b) for b in (0.3 * height, 0.7 * height) for a in (0.3 * width, 0.7 * width)]
+        return [Roi(np.array([a - 0.5, b - 0.5]), side) for a, b in cs]
+    n = int(np.ceil(long_ / short)) + 1
+    along = np.linspace(short / 2, long_ - short / 2, n) - 0.5
+    across = short / 2 - 0.5
+    return [Roi(np.array([across, c] if height > width else [c, across]), float(short))
+            for c in along]
 
 
 def refine_from_heatmap(norm_xy, heatmap, kernel: int = 7, min_confidence: float = 0.5):
@@ -121,26 +138,39 @@ class BlazePose:
         self._since_detect = 0
 
     # --- the two models -------------------------------------------------------------------
-    def detect_people(self, rgb, *, bgr: bool = False) -> tuple:
-        """Run the person detector on an RGB frame (``bgr``: the frame is BGR): ``(boxes (M, 4)
-        px, keypoints (M, 4, 2) px, scores (M,))`` after weighted NMS, best first (keypoints:
-        mid-hip, body-circle point, mid-shoulder, upper-body-circle point)."""
-        H, W = rgb.shape[:2]
-        roi = letterbox_roi(W, H)
-        x = crop_roi(rgb, roi, self._det_size, border="zero")
+    def _detect_in(self, image, roi: Roi, bgr: bool):
+        """The detector on one unrotated square ``roi``: decoded, NMS'd, in image px."""
+        x = crop_roi(image, roi, self._det_size, border="zero")
         x = (x[..., ::-1] if bgr else x).astype(np.float32) / 127.5 - 1.0
         self._det.set_tensor(self._det_in, x[None])
         self._det.invoke()
         raw = self._det.get_tensor(self._det_reg)[0]
-        score = _sigmoid(self._det.get_tensor(self._det_score)[0, :, 0].astype(np.float64))
+        score = _sigmoid(self._det.get_tensor(self._det_score)[0, :, 0])
         keep = score >= self.min_detection_score
         if not keep.any():
             return np.zeros((0, 4)), np.zeros((0, 4, 2)), np.zeros(0)
         boxes, kp = decode_boxes(raw[keep], self._anchors[keep], self._det_size)
         boxes, kp, sc = weighted_nms(boxes, kp, score[keep], iou_threshold=self.nms_iou,
                                      score_threshold=self.min_detection_score)
-        b = roi_to_image(boxes.reshape(-1, 2, 2), roi).reshape(-1, 4)
-        return b, roi_to_image(kp, roi), sc
+        return roi_to_image(boxes.reshape(-1, 2, 2), roi).reshape(-1, 4), roi_to_image(kp, roi), sc
+
+    def detect_people(self, rgb, *, bgr: bool = False, tiles: bool = False) -> tuple:
+        """Run the person detector on an RGB frame (``bgr``: the frame is BGR): ``(boxes (M, 4)
+        px, keypoints (M, 4, 2) px, scores (M,))`` after weighted NMS, best first (keypoints:
+        mid-hip, body-circle point, mid-shoulder, upper-body-circle point).
+
+        The whole frame is letterboxed into the detector's input; with ``tiles`` it also runs on
+        :func:`detection_tiles` (squares of the short side along the long one), where people
+        are twice as large as in a tall or wide letterboxed frame, and all detections are merged
+        by weighted NMS in image px."""
+        H, W = rgb.shape[:2]
+        found = [self._detect_in(rgb, letterbox_roi(W, H), bgr)]
+        if tiles:
+            found += [self._detect_in(rgb, roi, bgr) for roi in detection_tiles(W, H)]
+        b, k, s = (np.concatenate(a) for a in zip(*found))
+        if len(found) > 1 and len(s) > 1:
+            b, k, s = weighted_nms(b, k, s, iou_threshold=self.nms_iou, score_threshold=0.0)
+        return b, k, s
 
     def landmarks(self, rgb, roi: Roi, *, bgr: bool = False) -> tuple:
         """Run the landmark model on ``roi`` of an RGB frame (``bgr``: the frame is BGR):
@@ -185,7 +215,10 @@ class BlazePose:
         if len(people) < self.max_people and (not people or
                                               self._since_detect >= self.redetect_interval):
             self._since_detect = 0
+            # the whole frame first; tiles (people small in the frame) when that is not enough
             boxes, kps, _ = self.detect_people(frame, bgr=True)
+            if len(boxes) < self.max_people:
+                boxes, kps, _ = self.detect_people(frame, bgr=True, tiles=True)
             for box, kp in zip(boxes, kps):
                 if len(people) >= self.max_people:
                     break

@@ -74,6 +74,27 @@ def test_real_frame_agrees_with_openpose(models):
     assert np.median(errs) < 20.0 and errs.max() < 45.0, np.round(errs)
 
 
+def test_two_people_small_in_a_tall_frame_are_found_with_tiles(models):
+    from pose import video as pv
+    from pose.detect import make_detector
+
+    video = models / "pose2sim_videos" / "Demo_MultiPerson" / "cam03.mp4"
+    (_, frame), = list(pv.read_frames(video, [0]))
+    det = make_detector("blazepose", max_people=2)
+    assert len(det.detect_people(frame, bgr=True)[0]) == 1     # letterboxed 1088 × 1920: one
+    boxes = det.detect_people(frame, bgr=True, tiles=True)[0]
+    assert len(boxes) == 2                                      # tiles find the second person
+    res = det(frame)
+    assert res.num_people == 2 and (res.scores > 0.5).all()
+    assert box_overlap(res.boxes[0], res.boxes[1]) < 0.1        # two different people
+    assert det.max_people == 2 and make_detector("blazepose")(frame).num_people == 1
+
+
+def box_overlap(a, b):
+    from pose.detect import box_iou
+    return float(box_iou(a, b[None])[0])
+
+
 def test_epigeo_detect_writes_resumable_openpose(models, tmp_path):
     from learn.cli import main
     from learn.inputs import load_detections

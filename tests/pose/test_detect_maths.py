@@ -131,3 +131,18 @@ def test_simcc_decoding_and_box_crop_by_hand():
     M = box_to_crop([100, 100, 140, 200], 48, 64, padding=1.0)   # 40 × 100 → height-bound
     np.testing.assert_allclose(M @ [120, 150, 1], [23.5, 31.5])   # box centre → input centre
     assert M[0, 0] == pytest.approx(0.64)
+
+
+def test_detection_tiles_by_hand():
+    from pose.detect.blazepose import detection_tiles
+    tall = detection_tiles(1088, 1920)                   # ceil(1920/1088) + 1 = 3 squares
+    assert [t.size for t in tall] == [1088.0] * 3
+    np.testing.assert_allclose([t.center for t in tall],
+                               [[543.5, 543.5], [543.5, 959.5], [543.5, 1375.5]])
+    wide = detection_tiles(1920, 1080)
+    np.testing.assert_allclose([t.center for t in wide],
+                               [[539.5, 539.5], [959.5, 539.5], [1379.5, 539.5]])
+    sq = detection_tiles(1000, 1000)                     # 2 × 2 grid of 600-px squares
+    np.testing.assert_allclose([t.center for t in sq],
+                               [[299.5, 299.5], [699.5, 299.5], [299.5, 699.5], [699.5, 699.5]])
+    assert all(t.size == 600.0 and t.rotation == 0.0 for t in sq)
