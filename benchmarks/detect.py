@@ -21,8 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks._report import write_report
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

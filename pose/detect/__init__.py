@@ -9,7 +9,8 @@ The maths they share: ``anchors.py`` (SSD anchors, decoding, weighted NMS) and `
 (``EPIGEO_MODELS``, a cache folder, or a download); ``run.py`` runs a detector over a folder
 of camera videos (:mod:`pose.video`) and writes OpenPose JSON per camera, resumable.
 """
-from .anchors import AnchorOptions, BLAZEPOSE_ANCHORS, box_iou, decode_boxes, ssd_anchors, weighted_nms
+from .anchors import (AnchorOptions, BLAZEPOSE_ANCHORS, box_iou, decode_boxes, ssd_anchors,
+                      weighted_nms)
 from .base import BACKENDS, FramePoses, make_detector
 from .models import MODELS, ModelFile, cache_dir, download_model, model_path
 from .roi import (Roi, crop_matrix, crop_roi, image_to_roi, letterbox_roi, roi_from_keypoints,

@@ -31,8 +31,8 @@ def _interpreter(path, threads):
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
-        raise ValueError("backend 'blazepose' needs the LiteRT runtime: pip install "
-                         "ai-edge-litert (or the project's extra: pip install -e .[detect])") from None
+        raise ValueError("backend 'blazepose' needs the LiteRT runtime: pip install ai-edge-litert"
+                         " (or the project's extra: pip install -e .[detect])") from None
     try:
         it = Interpreter(model_path=str(path), num_threads=int(threads))
         it.allocate_tensors()

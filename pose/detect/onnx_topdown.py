@@ -39,7 +39,7 @@ def box_to_crop(box, in_w: int, in_h: int, padding: float = 1.25):
 
 
 def decode_simcc(simcc_x, simcc_y, split_ratio: float):
-    """``simcc_x (K, Wx)``, ``simcc_y (K, Hy)`` → ``(xy (K, 2)`` input px, ``confidence (K,))``."""
+    """``simcc_x (K, Wx)``, ``simcc_y (K, Hy)`` → ``xy (K, 2)`` input px, ``confidence (K,)``."""
     ix, iy = simcc_x.argmax(-1), simcc_y.argmax(-1)
     conf = np.minimum(simcc_x.max(-1), simcc_y.max(-1)).astype(np.float64)
     xy = np.stack([ix, iy], -1).astype(np.float64) / split_ratio

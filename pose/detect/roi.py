@@ -46,7 +46,8 @@ def roi_from_keypoints(center, scale_point, *, scale: float = 1.25,
     followed by its rect transformation): ``center`` (BlazePose: the mid-hip), ``scale_point``
     (a point on the circle around the body). The side is ``2 · |scale_point − center| · scale``;
     the rotation turns the ``center → scale_point`` direction to ``target_angle`` (90° = up in
-    the ROI): ``rotation = target_angle − atan2(−(y1 − y0), x1 − x0)``, wrapped to (−π, π]."""
+    the ROI): ``rotation = target_angle − atan2(−(y1 − y0), x1 − x0)``, wrapped to
+    (−π, π]."""
     c = np.asarray(center, np.float64)
     p = np.asarray(scale_point, np.float64)
     if c.shape != (2,) or p.shape != (2,):

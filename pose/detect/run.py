@@ -28,7 +28,8 @@ __all__ = ["detect_videos", "frame_json_path", "draw_keypoints"]
 
 
 def frame_json_path(out: Path, camera: str, index: int) -> Path:
-    """Where frame ``index`` of ``camera`` goes: ``out/<camera>_json/<camera>_<index:012d>_keypoints.json``."""
+    """Where frame ``index`` of ``camera`` goes:
+    ``out/<camera>_json/<camera>_<index:012d>_keypoints.json`` (OpenPose's naming)."""
     return Path(out) / f"{camera}_json" / f"{camera}_{int(index):012d}_keypoints.json"
 
 
