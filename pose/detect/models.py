@@ -6,9 +6,9 @@ Where a model file is looked up, in order:
 2. the cache folder ``$XDG_CACHE_HOME/epigeo/models/<group>/<file>`` (``~/.cache/...``).
 
 When neither holds it, :func:`model_path` downloads it into the cache (printing where from and
-where to, and how to work offline instead), checks that it is a TFLite/ONNX file, and moves it
-into place atomically; a failed download leaves nothing behind and raises ``ValueError`` naming
-the URL and the folders searched.
+where to, and how to work offline instead), checks that it is a TFLite/ONNX file with the pinned
+SHA-256, and moves it into place atomically; a failed download leaves nothing behind and raises
+``ValueError`` naming the URL.
 """
 from __future__ import annotations
 
@@ -27,8 +27,7 @@ __all__ = ["ModelFile", "MODELS", "cache_dir", "model_path", "download_model"]
 @dataclass(frozen=True)
 class ModelFile:
     """A model file: ``group`` (sub-folder), ``name`` (file name), ``url`` (public home),
-    ``sha256`` of the file this project was measured with (a different download is used, with a
-    warning), ``license``."""
+    ``sha256`` (a download with another digest is refused; ``""``: not checked), ``license``."""
 
     group: str
     name: str
@@ -40,14 +39,18 @@ class ModelFile:
 MODELS = {
     "blazepose_detector": ModelFile(
         "blazepose", "pose_detection.tflite",
-        "https://storage.googleapis.com/mediapipe-assets/pose_detection.tflite",
+        "https://storage.googleapis.com/mediapipe-assets/pose_detection.tflite"
+        "?generation=1678737489600422",
         "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c", "Apache-2.0"),
     "blazepose_landmarks_full": ModelFile(
         "blazepose", "pose_landmark_full.tflite",
-        "https://storage.googleapis.com/mediapipe-assets/pose_landmark_full.tflite",
+        "https://storage.googleapis.com/mediapipe-assets/pose_landmark_full.tflite"
+        "?generation=1661875894245786",
         "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f", "Apache-2.0"),
 }
-"""The files the ``blazepose`` backend needs (BlazePose "full", as in MediaPipe 0.10.21)."""
+"""The files the ``blazepose`` backend needs (BlazePose "full", as in MediaPipe 0.10.21): the
+versions (``generation``) and SHA-256 that MediaPipe's own build pins (its
+``third_party/external_files.bzl``), which are the files this project was measured with."""
 
 
 def cache_dir() -> Path:
@@ -75,7 +78,8 @@ def download_model(m: ModelFile, dest: Path, *, url: str | None = None,
                    timeout: float = 60.0, quiet: bool = False) -> Path:
     """Download ``m`` from ``url`` (default ``m.url``) to ``dest`` atomically (a temporary file in
     the same folder, then ``os.replace``). Raises ``ValueError`` naming the URL when the server
-    cannot be reached, answers an error, or sends something that is not a model file."""
+    cannot be reached, answers an error, sends something that is not a model file, or a file
+    whose SHA-256 is not ``m.sha256``."""
     url = url or m.url
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -105,9 +109,9 @@ def download_model(m: ModelFile, dest: Path, *, url: str | None = None,
             raise ValueError(f"downloading {m.name} from {url}: the server sent something that is "
                              f"not a model file (first bytes {head[:8]!r}); nothing kept")
         digest = h.hexdigest()
-        if m.sha256 and digest != m.sha256 and not quiet:
-            print(f"epigeo: warning: {m.name} from {url} has sha256 {digest}, not {m.sha256} (the "
-                  "file this project was measured with); results may differ", file=sys.stderr)
+        if m.sha256 and digest != m.sha256:
+            raise ValueError(f"downloading {m.name} from {url}: SHA-256 {digest}, expected "
+                             f"{m.sha256} (a different or damaged file); nothing kept")
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):

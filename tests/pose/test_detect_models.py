@@ -45,16 +45,20 @@ def test_download_from_a_local_server(server, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("EPIGEO_MODELS", raising=False)
     body = b"\x1c\x00\x00\x00TFL3" + bytes(range(256)) * 64
     (root / "pose_detection.tflite").write_bytes(body)
-    m = MODELS["blazepose_detector"]
+    m = ModelFile("blazepose", "pose_detection.tflite", f"{url}/pose_detection.tflite",
+                  hashlib.sha256(body).hexdigest(), "test")
+    monkeypatch.setitem(MODELS, "stand_in", m)
     cache = tmp_path / "cache"
-    p = model_path("blazepose_detector", cache=cache, url=f"{url}/pose_detection.tflite")
+    p = model_path("stand_in", cache=cache)
     assert p == cache / m.group / m.name and p.read_bytes() == body
     err = capsys.readouterr().err
     assert "downloading it from http://127.0.0.1" in err and "EPIGEO_MODELS" in err
-    assert "warning" in err and hashlib.sha256(body).hexdigest() in err   # not the known file
     (root / "pose_detection.tflite").unlink()
-    assert model_path("blazepose_detector", cache=cache, url=f"{url}/gone") == p  # cached now
-    assert not list((cache / m.group).glob(".*part"))
+    assert model_path("stand_in", cache=cache) == p      # cached now: no second download
+    assert [f.name for f in (cache / m.group).iterdir()] == [m.name]
+    # the real entries pin MediaPipe's versions of the files
+    assert "generation=" in MODELS["blazepose_detector"].url
+    assert len(MODELS["blazepose_landmarks_full"].sha256) == 64
 
 
 def test_download_failures_leave_nothing(server, tmp_path):
@@ -64,6 +68,10 @@ def test_download_failures_leave_nothing(server, tmp_path):
     dest = tmp_path / "cache" / "g" / "x.tflite"
     with pytest.raises(ValueError, match="not a model file"):
         download_model(m, dest, quiet=True)
+    (root / "other.tflite").write_bytes(b"\x1c\x00\x00\x00TFL3 another model")
+    pinned = ModelFile("g", "x.tflite", f"{url}/other.tflite", "0" * 64, "test")
+    with pytest.raises(ValueError, match="SHA-256 .* expected 0000"):
+        download_model(pinned, dest, quiet=True)
     with pytest.raises(ValueError, match=f"{url}/missing.tflite failed.*404"):
         download_model(m, dest, url=f"{url}/missing.tflite", quiet=True)
     with pytest.raises(ValueError, match="failed"):
