@@ -9,7 +9,42 @@ import torch
 
 __all__ = ["as_tensor", "as_points", "as_matrix", "as_mask", "as_weights", "broadcast_batch",
            "check_positive", "check_probability", "chunked", "linalg_chunked", "EIG_CHUNK",
-           "hash32", "uniform_keys", "eps_for", "adjugate3", "det3", "skew"]
+           "hash32", "uniform_keys", "eps_for", "adjugate3", "det3", "skew", "work_dtype",
+           "upcast", "flat", "scale_free"]
+
+
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def work_dtype(dtype):
+    """The dtype to compute in: float32 for float16/bfloat16 (no half-precision eigh/svd on CPU,
+    and pixel products overflow float16's 65504), else ``dtype`` itself."""
+    return torch.float32 if dtype in LOW_PRECISION else dtype
+
+
+def upcast(*ts):
+    """Tensors converted to :func:`work_dtype` (a no-op for float32/float64; differentiable)."""
+    out = tuple(t.to(work_dtype(t.dtype)) if t is not None and t.is_floating_point() else t
+                for t in ts)
+    return out if len(out) > 1 else out[0]
+
+
+def flat(t: torch.Tensor, lead: int, tail: tuple) -> torch.Tensor:
+    """``t`` reshaped to ``(prod(batch), *tail)`` where ``batch`` is its first ``lead`` dims.
+    Unlike ``reshape(-1, *tail)`` this works when ``tail`` holds a 0 (no points)."""
+    b = 1
+    for s in t.shape[:lead]:
+        b *= int(s)
+    return t.reshape((b,) + tuple(tail))
+
+
+def scale_free(M: torch.Tensor, dims: int = 2):
+    """``M / max|M|`` over its last ``dims`` dims (for callers whose result is scale-invariant:
+    no overflow in products of astronomically scaled input) and ``ok``: finite and non-zero."""
+    m = M.abs().amax(tuple(range(-dims, 0)), keepdim=True)
+    ok = torch.isfinite(m) & (m > 0)
+    Ms = torch.where(ok, M / torch.where(ok, m, torch.ones_like(m)), torch.zeros_like(M))
+    return Ms, ok.reshape(ok.shape[:ok.ndim - dims])
 
 
 def _shape_str(shape) -> str:

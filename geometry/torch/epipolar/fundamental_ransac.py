@@ -1,28 +1,33 @@
 """Batched F-RANSAC over problems for torch tensors (any device, float32/float64).
 
-All problems of a chunk are processed at once: ``B × H`` minimal samples are drawn with a
-counter-based hash (no per-problem loop, no host synchronisation), each solved by the batched
-7-point solver (up to 3 models), every model scored on every point by truncated Sampson error
-(MSAC), the best kept per problem; then local optimisation like the numpy path — weighted
-8-point on the points within 3 × threshold, then IRLS Sampson refits (each a batched 9×9
-``eigh``, chunked), a refit kept only where it does not raise the MSAC cost — and a homography
-degeneracy test.
+All problems of a chunk are processed at once, in blocks of 16 hypotheses per problem: minimal
+samples are drawn with a counter-based hash (no per-problem loop), each solved by the batched
+7-point solver (a batched LU for the null space, a closed-form cubic; up to 3 models), every model
+scored on every point by truncated Sampson error (MSAC, one batched matmul), the best kept per
+problem. After each block a problem whose best model meets numpy's adaptive rule
+``log(1 − confidence) / log(1 − w⁷)`` takes no more hypotheses and the next block runs on the
+others only (one host read per block; none when ``max_iterations ≤ 16``). Then local
+optimisation like the numpy path (``local_opt.py``: warm-started inverse iteration, not LAPACK
+``eigh``) — weighted 8-point on the points within 3 × threshold, then IRLS Sampson refits, a refit
+kept only where it does not raise the MSAC cost — and a homography degeneracy test.
 
-Differences from :func:`geometry.ransac.estimate_fundamental` (documented, by design): exactly
-``max_iterations`` hypotheses are drawn per problem (no adaptive stop — a data-dependent stop
-would need a host sync); the sampler is a different random stream, so outcomes agree with the
-numpy path on the problem level (same inliers / F within noise), not sample by sample.
+Differences from :func:`geometry.estimate_fundamental` (documented, by design): the stop is
+checked per block of 16 hypotheses, not per hypothesis, and ``max_iterations`` defaults to 128;
+the sampler is a different random stream, so outcomes agree with the numpy path on the problem
+level (same inliers / F within noise), not sample by sample. Whether a problem takes another
+block depends only on its own data, so results do not depend on the batch split.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from ..common import (as_mask, as_points, check_positive, check_probability, chunked, hash32,
-                      linalg_chunked, uniform_keys)
-from .fundamental import (denormalize, normalize_pairs, sampson_sq, seven_point_normalized,
-                          weighted_eight_point)
+                      uniform_keys)
+from .fundamental import denormalize, design_rows, normalize_pairs, seven_point_normalized
+from .local_opt import eight_point_lo, homography_explained
 
 __all__ = ["FundamentalResult", "estimate_fundamental", "check_ransac_options", "check_pairs",
            "fundamental_core"]
@@ -30,7 +35,8 @@ __all__ = ["FundamentalResult", "estimate_fundamental", "check_ransac_options", 
 MIN_INLIERS = 8
 MIN_PARALLAX = 3
 FINAL_REFIT_SCALE = 3.0
-ELEMENT_BUDGET = 1 << 22  # models × points scored per round (memory bound)
+ELEMENT_BUDGET = 1 << 19  # models × points scored per block (memory bound)
+BLOCK = 16  # hypotheses per problem between adaptive-stop checks
 
 
 @dataclass(frozen=True)
@@ -78,43 +84,83 @@ def _problem_keys(q, use, seed):
     return hash32(h ^ (int(seed) & 0xFFFFFFFF)) ^ use.sum(-1)
 
 
-def _msac(models, mvalid, q, use, thr2):
-    """models ``(B, M, 3, 3)`` → MSAC cost ``(B, M)`` (inf for invalid models)."""
-    d2 = sampson_sq(models, q[:, None])                                         # (B, M, N)
-    c = torch.minimum(d2, thr2[:, None, None])
-    c = torch.where(use[:, None], c, torch.zeros_like(c)).sum(-1)
-    return torch.where(mvalid & torch.isfinite(c), c, torch.full_like(c, float("inf")))
-
-
-def _band(F, q, use, thr2):
-    d2 = sampson_sq(F, q)
-    return use & (d2 < thr2[:, None])
-
-
-def _homography_explained(q, inl, thr2, chunk_size):
-    """How many inliers a DLT homography ``x2 ~ H x1`` fitted to all of them transfers within
-    ``sqrt(thr2)`` (normalised units) → ``(B,)``."""
+def score_rows(q):
+    """Rows ``G (B, 5N, 9)`` that turn a row-major ``vec(F)`` into, for every pair of ``q (B, N,
+    4)``: the algebraic residual ``x2ᵀ F x1`` and the four gradient terms ``(F x1)₀, (F x1)₁,
+    (Fᵀ x2)₀, (Fᵀ x2)₁`` — so one batched matmul scores many models on every point."""
     x, y, u, v = q.unbind(-1)
-    one, zero = torch.ones_like(x), torch.zeros_like(x)
-    r1 = torch.stack([x, y, one, zero, zero, zero, -u * x, -u * y, -u], -1)
-    r2 = torch.stack([zero, zero, zero, x, y, one, -v * x, -v * y, -v], -1)
-    w = inl.to(q.dtype)
-    M = torch.einsum("bn,bni,bnj->bij", w, r1, r1) + torch.einsum("bn,bni,bnj->bij", w, r2, r2)
-    h = linalg_chunked(lambda m: torch.linalg.eigh(m)[1][..., 0], chunk_size, M)
-    h = h.unflatten(-1, (3, 3))
-    p = torch.einsum("bij,bnj->bni", h, torch.stack([x, y, one], -1))
-    z = p[..., 2]
-    zok = z.abs() > 1e-12
-    tu = p[..., 0] / torch.where(zok, z, one)
-    tv = p[..., 1] / torch.where(zok, z, one)
-    e2 = (tu - u) ** 2 + (tv - v) ** 2
-    return (inl & zok & (e2 < thr2[:, None])).sum(-1)
+    one, z = torch.ones_like(x), torch.zeros_like(x)
+    rows = [design_rows(q),
+            torch.stack([x, y, one, z, z, z, z, z, z], -1),
+            torch.stack([z, z, z, x, y, one, z, z, z], -1),
+            torch.stack([u, z, z, v, z, z, one, z, z], -1),
+            torch.stack([z, u, z, z, v, z, z, one, z], -1)]
+    return torch.stack(rows, 1).flatten(1, 2)
+
+
+def sampson_models(G, F):
+    """Squared Sampson distances ``(B, N, M)`` of the pairs behind ``G (B, 5N, 9)`` to the models
+    ``F (B, M, 3, 3)`` (one ``bmm``); ``inf`` where undefined."""
+    B, M = F.shape[:2]
+    R = torch.bmm(G, F.reshape(B, M, 9).transpose(1, 2)).unflatten(1, (5, -1))   # (B,5,N,M)
+    e = R[:, 0]
+    den = R[:, 1].square() + R[:, 2].square() + R[:, 3].square() + R[:, 4].square()
+    return torch.where(den > 0, e * e / torch.where(den > 0, den, torch.ones_like(den)),
+                       torch.full_like(den, float("inf")))
+
+
+def _msac(models, mvalid, G, use, thr2):
+    """models ``(B, M, 3, 3)`` → MSAC cost ``(B, M)`` (inf for invalid models) and inlier counts."""
+    d2 = sampson_models(G, models)                                              # (B, N, M)
+    c = torch.where(use[..., None], torch.minimum(d2, thr2[:, None, None]), torch.zeros_like(d2))
+    cnt = (use[..., None] & (d2 < thr2[:, None, None])).sum(1)
+    c = c.sum(1)
+    return torch.where(mvalid & torch.isfinite(c), c, torch.full_like(c, float("inf"))), cnt
+
+
+def _band(F, G, use, thr2):
+    return use & (sampson_models(G, F[:, None])[..., 0] < thr2[:, None])
+
+
+def _needed(cnt, nvalid, log_fail, H):
+    """Hypotheses a problem needs (numpy's adaptive rule ``log(1−conf) / log(1−w⁷)``, ``w`` the
+    best model's inlier ratio), capped at ``H``; float64 ``(B,)``."""
+    w = cnt.double() / nvalid.clamp_min(1).double()
+    p = w.pow(7)
+    den = torch.log1p(-p.clamp(max=1 - 1e-16))
+    need = torch.where(p > 0, torch.ceil(log_fail / den), torch.full_like(p, float(H)))
+    need = torch.where(p >= 1, torch.zeros_like(need), need)
+    return need.clamp(max=float(H))
+
+
+def _hypotheses(q, use, key, G, thr2, h0, hc):
+    """Block ``[h0, h0+hc)`` of minimal samples per problem → best model, cost, inlier count."""
+    B, N = use.shape
+    dev = q.device
+    hid = torch.arange(h0, h0 + hc, device=dev, dtype=torch.int64)
+    ar_n = torch.arange(N, device=dev, dtype=torch.int64)
+    u = uniform_keys(0, key[:, None, None], hid[None, :, None] * N + ar_n[None, None])
+    u = torch.where(use[:, None, :], u, torch.full_like(u, 2.0))
+    idx = u.topk(7, dim=-1, largest=False).indices                              # (B, hc, 7)
+    q7 = torch.gather(q[:, None].expand(B, hc, N, 4), 2, idx[..., None].expand(B, hc, 7, 4))
+    F7, v7 = seven_point_normalized(q7.reshape(-1, 7, 4))
+    F7 = F7.reshape(B, hc * 3, 3, 3)
+    cost, cnt = _msac(F7, v7.reshape(B, hc * 3), G, use, thr2)
+    c, i = cost.min(-1)
+    Fi = torch.gather(F7, 1, i[:, None, None, None].expand(B, 1, 3, 3)).squeeze(1)
+    return Fi, c, torch.gather(cnt, 1, i[:, None]).squeeze(1)
 
 
 def fundamental_core(x1, x2, use, threshold, max_iterations, seed, check_degeneracy,
-                     refine_iterations, chunk_size):
+                     refine_iterations, chunk_size, confidence: float = 0.999):
     """One chunk of problems: ``x1, x2 (B, N, 2)``, ``use (B, N)`` → F (B,3,3), inliers (B,N),
-    num (B,), valid (B,), plus the normalised pairs and thresholds for callers."""
+    num (B,), valid (B,).
+
+    Hypotheses come in blocks of :data:`BLOCK`; after each block a problem whose best model
+    already meets numpy's adaptive stopping rule takes no more, and the next block runs only on
+    the problems still sampling (one host read per block — none when ``max_iterations ≤ BLOCK``).
+    Whether a problem takes a block depends only on its own samples, so results do not depend
+    on the batch it is in."""
     B, N = x1.shape[:2]
     dt = x1.dtype
     dev = x1.device
@@ -122,58 +168,70 @@ def fundamental_core(x1, x2, use, threshold, max_iterations, seed, check_degener
     thr2 = (s * threshold) ** 2
     nvalid = use.sum(-1)
     key = _problem_keys(q, use, seed)                                           # (B,)
+    G = score_rows(q)
     H = max_iterations
-    per_round = max(1, min(H, ELEMENT_BUDGET // max(1, B * 3 * N)))
+    log_fail = math.log(1.0 - confidence)
     best_cost = torch.full((B,), float("inf"), dtype=dt, device=dev)
     best_F = torch.zeros(B, 3, 3, dtype=dt, device=dev)
-    ar_n = torch.arange(N, device=dev, dtype=torch.int64)
-    for h0 in range(0, H, per_round):
-        hc = min(per_round, H - h0)
-        hid = torch.arange(h0, h0 + hc, device=dev, dtype=torch.int64)
-        u = uniform_keys(0, key[:, None, None], hid[None, :, None] * N + ar_n[None, None])
-        u = torch.where(use[:, None, :], u, torch.full_like(u, 2.0))
-        idx = u.topk(7, dim=-1, largest=False).indices                          # (B, hc, 7)
-        q7 = torch.gather(q[:, None].expand(B, hc, N, 4), 2, idx[..., None].expand(B, hc, 7, 4))
-        F7, v7 = seven_point_normalized(q7.reshape(-1, 7, 4))
-        F7 = F7.reshape(B, hc * 3, 3, 3)
-        cost = _msac(F7, v7.reshape(B, hc * 3), q, use, thr2)
-        c, i = cost.min(-1)
-        Fi = torch.gather(F7, 1, i[:, None, None, None].expand(B, 1, 3, 3)).squeeze(1)
-        better = c < best_cost
-        best_cost = torch.where(better, c, best_cost)
-        best_F = torch.where(better[:, None, None], Fi, best_F)
+    best_cnt = torch.zeros(B, dtype=torch.int64, device=dev)
+    need = torch.full((B,), float(H), dtype=torch.float64, device=dev)
+    per_slice = max(1, ELEMENT_BUDGET // (BLOCK * 3 * max(1, N)))  # problems per slice (memory)
+    hyp = lambda hc, *t: chunked(lambda *a: _hypotheses(*a, h0, hc), per_slice, *t)  # noqa: E731
+    for h0 in range(0, H, BLOCK):
+        hc = min(BLOCK, H - h0)
+        if h0 == 0:
+            sel = None
+        else:  # the host read that lets finished problems stop (one per block)
+            act = need > h0
+            n_act = int(act.sum())
+            if n_act == 0:
+                break
+            sel = None if n_act == B else act.nonzero().squeeze(1)
+        if sel is None:
+            Fi, c, cnt = hyp(hc, q, use, key, G, thr2)
+            better = c < best_cost
+            best_cost = torch.where(better, c, best_cost)
+            best_F = torch.where(better[:, None, None], Fi, best_F)
+            best_cnt = torch.where(better, cnt, best_cnt)
+        else:
+            Fi, c, cnt = hyp(hc, q[sel], use[sel], key[sel], G[sel], thr2[sel])
+            better = c < best_cost[sel]
+            best_cost[sel] = torch.where(better, c, best_cost[sel])
+            best_F[sel] = torch.where(better[:, None, None], Fi, best_F[sel])
+            best_cnt[sel] = torch.where(better, cnt, best_cnt[sel])
+        need = _needed(best_cnt, nvalid, log_fail, H)
     ok = torch.isfinite(best_cost) & (nvalid >= MIN_INLIERS) & (s > 0)
-    ok = ok & (_band(best_F, q, use, thr2).sum(-1) >= MIN_INLIERS)
+    ok = ok & (_band(best_F, G, use, thr2).sum(-1) >= MIN_INLIERS)
     wide2 = thr2 * FINAL_REFIT_SCALE ** 2
     F = best_F
     cur = best_cost
 
     def accept(F, cur, Fn, okn):
         # a refit replaces the model only where it does not raise the MSAC cost
-        c = _msac(Fn[:, None], okn[:, None], q, use, thr2)[:, 0]
+        c = _msac(Fn[:, None], okn[:, None], G, use, thr2)[0][:, 0]
         take = okn & (c <= cur * (1 + 1e-9))
         return torch.where(take[:, None, None], Fn, F), torch.where(take, c, cur)
     x1h = torch.cat([q[..., :2], torch.ones_like(q[..., :1])], -1)
     x2h = torch.cat([q[..., 2:], torch.ones_like(q[..., :1])], -1)
     for _ in range(2):
-        band = _band(F, q, use, wide2)
-        Fa, oka = weighted_eight_point(q, band.to(dt), chunk_size)
+        band = _band(F, G, use, wide2)
+        Fa, oka = eight_point_lo(q, band.to(dt), F)
         F, cur = accept(F, cur, Fa, oka & (band.sum(-1) >= MIN_INLIERS))
         for _ in range(refine_iterations):
-            band = _band(F, q, use, wide2)
+            band = _band(F, G, use, wide2)
             Fx1 = torch.einsum("bij,bnj->bni", F, x1h)
             Ftx2 = torch.einsum("bji,bnj->bni", F, x2h)
             den = Fx1[..., 0] ** 2 + Fx1[..., 1] ** 2 + Ftx2[..., 0] ** 2 + Ftx2[..., 1] ** 2
             w = torch.where(band & (den > 0), 1.0 / torch.where(den > 0, den, 1.0),
                             torch.zeros_like(den))
             w = w / w.amax(-1, keepdim=True).clamp_min(torch.finfo(dt).tiny)
-            Fb, okb = weighted_eight_point(q, w, chunk_size)
+            Fb, okb = eight_point_lo(q, w, F)
             F, cur = accept(F, cur, Fb, okb & (band.sum(-1) >= MIN_INLIERS))
-    inl = _band(F, q, use, thr2)
+    inl = _band(F, G, use, thr2)
     num = inl.sum(-1)
     ok = ok & (num >= MIN_INLIERS) & torch.isfinite(F).all(-1).all(-1)
     if check_degeneracy:
-        ok = ok & (num - _homography_explained(q, inl, thr2, chunk_size) >= MIN_PARALLAX)
+        ok = ok & (num - homography_explained(q, inl, thr2) >= MIN_PARALLAX)
     Fp = denormalize(F, s, c1, c2)
     Fp = torch.where(ok[:, None, None], Fp, torch.zeros_like(Fp))
     inl = inl & ok[:, None]
@@ -190,9 +248,9 @@ def estimate_fundamental(x1, x2, mask=None, *, threshold: float = 3.0, confidenc
             any device; NaN marks a missing point.
         mask: optional ``(..., N)`` bool, False to ignore a point.
         threshold: inlier threshold in pixels on the Sampson distance (not squared).
-        confidence: validated for signature compatibility with the numpy path; the batched
-            sampler draws exactly ``max_iterations`` hypotheses for every problem.
-        max_iterations: minimal samples per problem (each gives up to three 7-point models).
+        confidence: RANSAC confidence for the adaptive stop, in (0, 1) (checked after each block
+            of 16 hypotheses).
+        max_iterations: cap on minimal samples per problem (each gives up to three 7-point models).
         seed: random seed; each problem's stream derives from ``seed`` and its own coordinates,
             so any batch split gives identical results (for one dtype).
         check_degeneracy: ``valid=False`` when one homography explains all but < 3 inliers.
@@ -204,8 +262,8 @@ def estimate_fundamental(x1, x2, mask=None, *, threshold: float = 3.0, confidenc
         or a degenerate configuration, gives ``valid=False``, ``F = 0``, no inliers.
     """
     x1f, x2f, mf, batch = check_pairs(x1, x2, mask)
-    threshold, _, max_iterations, seed = check_ransac_options(threshold, confidence,
-                                                              max_iterations, seed)
+    threshold, confidence, max_iterations, seed = check_ransac_options(
+        threshold, confidence, max_iterations, seed)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
     N = x1f.shape[1]
@@ -213,7 +271,7 @@ def estimate_fundamental(x1, x2, mask=None, *, threshold: float = 3.0, confidenc
 
     def run(a, b, u):
         return fundamental_core(a, b, u, threshold, max_iterations, seed, check_degeneracy,
-                                refine_iterations, chunk_size)
+                                refine_iterations, chunk_size, confidence)
     if x1f.shape[0] == 0:
         z = x1f.new_zeros
         F, inl = z((0, 3, 3)), torch.zeros((0, N), dtype=torch.bool, device=x1f.device)

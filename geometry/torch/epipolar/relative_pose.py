@@ -32,9 +32,10 @@ class RelativePoseResult:
 
 
 def _pose_chunk(x1, x2, use, K1, K2, threshold, max_iterations, seed, check_degeneracy,
-                refine_iterations, dist, chunk_size):
+                refine_iterations, dist, chunk_size, confidence: float = 0.999):
     F, inl, num, ok = fundamental_core(x1, x2, use, threshold, max_iterations, seed,
-                                       check_degeneracy, refine_iterations, chunk_size)
+                                       check_degeneracy, refine_iterations, chunk_size,
+                                       confidence)
     E = K2.transpose(-1, -2) @ F @ K1
     R, t, _, nf, okp = recover_core(E, x1, x2, K1, K2, inl, dist, chunk_size)
     valid = ok & okp
@@ -64,8 +65,8 @@ def estimate_relative_pose(x1, x2, K1, K2, mask=None, *, threshold: float = 3.0,
         front of both cameras.
     """
     x1f, x2f, mf, batch = check_pairs(x1, x2, mask)
-    threshold, _, max_iterations, seed = check_ransac_options(threshold, confidence,
-                                                              max_iterations, seed)
+    threshold, confidence, max_iterations, seed = check_ransac_options(
+        threshold, confidence, max_iterations, seed)
     dist = check_positive("distance_threshold", distance_threshold)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
@@ -84,7 +85,7 @@ def estimate_relative_pose(x1, x2, K1, K2, mask=None, *, threshold: float = 3.0,
 
     def run(a, b, u, k1, k2):
         return _pose_chunk(a, b, u, k1, k2, threshold, max_iterations, seed, check_degeneracy,
-                           refine_iterations, dist, chunk_size)
+                           refine_iterations, dist, chunk_size, confidence)
     if B == 0:
         z = x1f.new_zeros
         bz = torch.zeros(0, dtype=torch.bool, device=x1f.device)
