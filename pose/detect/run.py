@@ -67,6 +67,26 @@ def draw_keypoints(frame, people, skeleton: str = "", min_confidence: float = 0.
     return img
 
 
+def _check_previous(out: Path, detector, max_people: int) -> None:
+    """Resuming into ``out`` is only right with the same detector settings: compare with the
+    ``detect.json`` a previous run left there."""
+    f = out / "detect.json"
+    if not f.is_file():
+        return
+    try:
+        prev = json.loads(f.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{f}: not readable ({exc}); delete it or use another --out") from None
+    now = {"backend": getattr(detector, "name", ""), "skeleton": detector.skeleton,
+           "max_people": int(getattr(detector, "max_people", max_people))}
+    diff = [f"{k} {prev.get(k)!r} (now {v!r})" for k, v in now.items()
+            if k in prev and prev[k] != v and not (k == "skeleton" and not v)]
+    if diff:
+        raise ValueError(f"--out: {out} holds detections made with other settings "
+                         f"({', '.join(diff)}); resuming would mix them: use another --out or "
+                         "delete that folder")
+
+
 def detect_videos(video_dir, out, *, detector=None, backend: str = "blazepose",
                   max_people: int = 1, model: str | None = None, stride: int = 1,
                   start: float | None = None, end: float | None = None, trim: bool = False,
@@ -94,6 +114,7 @@ def detect_videos(video_dir, out, *, detector=None, backend: str = "blazepose",
               "matched by index", flush=True)
     if detector is None:
         detector = make_detector(backend, max_people=max_people, model=model, threads=threads)
+    _check_previous(out, detector, max_people)
     done_total, t0 = 0, time.perf_counter()
     for info in infos:
         todo = [int(i) for i in idx if not frame_json_path(out, info.name, i).is_file()]

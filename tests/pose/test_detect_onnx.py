@@ -127,6 +127,11 @@ def test_detect_videos_writes_openpose_json_and_resumes(tiny_onnx, tmp_path):
     kp2, _ = read_openpose_cameras(out, num_joints=None)
     np.testing.assert_allclose(kp2, kp, atol=1e-6)
     assert not list(out.rglob("*.tmp"))                  # atomic writes leave no temporaries
+    # resuming with other settings would mix detections: refused, naming the difference
+    det2 = make_detector("onnx", model=str(tiny_onnx), max_people=2,
+                        person_detector=lambda rgb: np.array([[110.0, 70, 210, 210]]))
+    with pytest.raises(ValueError, match="max_people 1 .now 2."):
+        detect_videos(vids, out, detector=det2, stride=2, progress=False)
     # videos of different lengths: named, unless trimmed
     _write_video(vids / "cam03.avi", [_frame(dots(0, 0))] * 5)
     with pytest.raises(ValueError, match="cam01.avi: 8, cam02.avi: 8, cam03.avi: 5"):
