@@ -1,7 +1,7 @@
 """``epigeo detect`` and the video front end of ``epigeo reconstruct``.
 
 ``epigeo detect VIDEO_DIR --out DIR [--overlay [N]] [--backend blazepose|onnx] [--model FILE]
-[--people K] [--stride S] [--start SEC] [--end SEC] [--trim] [--threads N]`` runs a 2D keypoint
+[--people K] [--stride S] [--start SEC] [--end SEC] [--trim] [--threads N] [--jobs N]`` runs a 2D keypoint
 detector (:mod:`pose.detect`) on every camera video of ``VIDEO_DIR`` and writes OpenPose JSON
 per camera (``DIR/camXX_json/``), resumable. ``epigeo reconstruct VIDEO_DIR ...``: when INPUT is
 a folder of videos, :func:`videos_to_detections` detects into ``OUT/detections`` first and
@@ -34,6 +34,8 @@ def add_video_options(p: argparse.ArgumentParser, *, prefix: str = "") -> None:
     p.add_argument(f"--{prefix}end", type=float, help="second of video to stop at")
     p.add_argument(f"--{prefix}threads", type=int, default=1,
                    help="CPU threads of the detector runtime (default 1)")
+    p.add_argument(f"--{prefix}jobs", type=int, default=1,
+                   help="cameras detected in parallel processes (default 1)")
 
 
 def add_detect_parser(sub) -> argparse.ArgumentParser:
@@ -52,12 +54,12 @@ def add_detect_parser(sub) -> argparse.ArgumentParser:
     return d
 
 
-def _detect(video_dir, out, *, backend, model, people, stride, start, end, threads, trim,
-            overlay, quiet) -> dict:
+def _detect(video_dir, out, *, backend, model, people, stride, start, end, threads, jobs,
+            trim, overlay, quiet) -> dict:
     from pose.detect import detect_videos
     meta = detect_videos(video_dir, out, backend=backend, model=model, max_people=people,
                          stride=stride, start=start, end=end, trim=trim, overlay=overlay,
-                         progress=not quiet, threads=threads)
+                         progress=not quiet, threads=threads, jobs=jobs)
     n = len(meta["frames"]) * len(meta["cameras"])
     rate = meta["frames_detected"] / meta["seconds"] if meta["frames_detected"] else 0.0
     _log(f"detected {meta['frames_detected']} of {n} camera-frames in {out} "
@@ -70,7 +72,8 @@ def run_detect(args) -> dict:
     """Run ``epigeo detect``; returns the ``detect.json`` dictionary."""
     meta = _detect(args.video_dir, args.out, backend=args.backend, model=args.model,
                    people=args.people, stride=args.stride, start=args.start, end=args.end,
-                   threads=args.threads, trim=args.trim, overlay=args.overlay, quiet=args.quiet)
+                   threads=args.threads, jobs=args.jobs, trim=args.trim, overlay=args.overlay,
+                   quiet=args.quiet)
     if meta["skeleton"]:
         _log(f"next: epigeo reconstruct {args.out} --skeleton {meta['skeleton']} "
              f"--fps {meta['fps']:g} [--calib FILE | --image-size W H]")
@@ -97,7 +100,7 @@ def videos_to_detections(args) -> None:
     meta = _detect(args.input, out, backend=args.detect_backend, model=args.detect_model,
                    people=args.detect_people, stride=args.detect_stride,
                    start=args.detect_start, end=args.detect_end, threads=args.detect_threads,
-                   trim=getattr(args, "trim", False), overlay=3, quiet=args.quiet)
+                   jobs=args.detect_jobs, trim=getattr(args, "trim", False), overlay=3, quiet=args.quiet)
     args.input = str(out)
     if not getattr(args, "skeleton", None) and meta["skeleton"]:
         args.skeleton = meta["skeleton"]

@@ -87,21 +87,67 @@ def _check_previous(out: Path, detector, max_people: int) -> None:
                          "delete that folder")
 
 
+def _detect_camera(info, out: Path, detector, idx, stride: int, overlay: int, progress,
+                   position: int = 0) -> int:
+    """Detect the frames ``idx`` of one camera's video that have no JSON yet (and the overlay
+    frames missing); returns how many frame files were written."""
+    todo = [int(i) for i in idx if not frame_json_path(out, info.name, i).is_file()]
+    shots = set(int(i) for i in idx[np.linspace(0, len(idx) - 1, overlay).round()
+                                    .astype(int)]) if overlay else set()
+    shots -= {i for i in shots if (out / "overlay" / f"{info.name}_{i:06d}.jpg").is_file()}
+    need = sorted(set(todo) | shots)
+    bar = tqdm(total=len(idx), initial=len(idx) - len(todo), disable=not progress,
+               desc=f"detect {info.name}", unit="frame", position=position)
+    detector.reset()
+    prev, done = None, 0
+    for i, frame in pv.read_frames(info.path, need):
+        if prev is not None and i - prev > stride:
+            detector.reset()          # a gap (frames done before): track afresh
+        prev = i
+        people = detector(frame).openpose()
+        if i in todo:
+            _atomic_write(frame_json_path(out, info.name, i),
+                          lambda tmp: write_openpose_json(tmp, people))
+            done += 1
+            bar.update(1)
+        if i in shots:
+            jpg = cv2.imencode(".jpg", draw_keypoints(frame, people, detector.skeleton))[1]
+            _atomic_write(out / "overlay" / f"{info.name}_{i:06d}.jpg",
+                          lambda tmp: Path(tmp).write_bytes(jpg.tobytes()))
+    bar.close()
+    return done
+
+
+def _camera_job(info, out, options, idx, stride, overlay, progress, position):
+    """One camera in a worker process: its own detector (runtimes do not cross processes)."""
+    from .base import make_detector
+    return _detect_camera(info, out, make_detector(**options), idx, stride, overlay, progress,
+                          position)
+
+
 def detect_videos(video_dir, out, *, detector=None, backend: str = "blazepose",
                   max_people: int = 1, model: str | None = None, stride: int = 1,
                   start: float | None = None, end: float | None = None, trim: bool = False,
-                  overlay: int = 0, progress: bool = True, threads: int = 1) -> dict:
+                  overlay: int = 0, progress: bool = True, threads: int = 1,
+                  jobs: int = 1) -> dict:
     """Detect people in every video of ``video_dir`` (one per camera, see
     :func:`pose.video.find_videos`) and write OpenPose JSON under ``out`` (module docstring).
 
     ``detector``: a ready detector (default: :func:`pose.detect.make_detector` with ``backend``,
     ``max_people``, ``model``, ``threads``); ``stride``, ``start``, ``end`` (seconds): which
     frames; ``trim``: allow videos of different lengths (the shortest count is used);
-    ``overlay``: how many frames per camera to save with keypoints drawn. Returns the
-    ``detect.json`` dictionary, with ``frames_detected`` (this run) and ``seconds``."""
+    ``overlay``: how many frames per camera to save with keypoints drawn; ``jobs``: cameras
+    detected in parallel worker processes (each with its own detector; not with ``detector``).
+    Returns the ``detect.json`` dictionary, with ``frames_detected`` (this run) and
+    ``seconds``."""
     from .base import make_detector
 
     out = Path(out)
+    if int(jobs) < 1:
+        raise ValueError(f"jobs: expected >= 1, got {jobs}")
+    if detector is not None and jobs > 1:
+        raise ValueError("jobs: parallel cameras build their own detectors; pass backend/model "
+                         "options instead of detector=")
     infos = [pv.probe_video(p) for p in pv.find_videos(video_dir)]
     names = [i.name for i in infos]
     if len(set(names)) != len(names):
@@ -112,36 +158,21 @@ def detect_videos(video_dir, out, *, detector=None, backend: str = "blazepose",
     if len(fps) > 1:
         print(f"warning: the videos declare different frame rates ({sorted(fps)}); frames are "
               "matched by index", flush=True)
+    options = dict(backend=backend, max_people=max_people, model=model, threads=threads)
     if detector is None:
-        detector = make_detector(backend, max_people=max_people, model=model, threads=threads)
+        detector = make_detector(**options)
     _check_previous(out, detector, max_people)
-    done_total, t0 = 0, time.perf_counter()
-    for info in infos:
-        todo = [int(i) for i in idx if not frame_json_path(out, info.name, i).is_file()]
-        shots = set(int(i) for i in idx[np.linspace(0, len(idx) - 1, overlay).round()
-                                        .astype(int)]) if overlay else set()
-        shots -= {i for i in shots if (out / "overlay" / f"{info.name}_{i:06d}.jpg").is_file()}
-        need = sorted(set(todo) | shots)
-        bar = tqdm(total=len(idx), initial=len(idx) - len(todo), disable=not progress,
-                   desc=f"detect {info.name}", unit="frame")
-        detector.reset()
-        prev = None
-        for i, frame in pv.read_frames(info.path, need):
-            if prev is not None and i - prev > stride:
-                detector.reset()          # a gap (frames done before): track afresh
-            prev = i
-            people = detector(frame).openpose()
-            path = frame_json_path(out, info.name, i)
-            if i in todo:
-                _atomic_write(path, lambda tmp: write_openpose_json(tmp, people))
-                done_total += 1
-                bar.update(1)
-            if i in shots:
-                img = draw_keypoints(frame, people, detector.skeleton)
-                jpg = cv2.imencode(".jpg", img)[1].tobytes()
-                _atomic_write(out / "overlay" / f"{info.name}_{i:06d}.jpg",
-                              lambda tmp: Path(tmp).write_bytes(jpg))
-        bar.close()
+    t0 = time.perf_counter()
+    if jobs > 1 and len(infos) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(min(jobs, len(infos)), mp_context=mp.get_context("spawn")) as ex:
+            futs = [ex.submit(_camera_job, info, out, options, idx, stride, overlay, progress, k)
+                    for k, info in enumerate(infos)]
+            done_total = sum(f.result() for f in futs)
+    else:
+        done_total = sum(_detect_camera(info, out, detector, idx, stride, overlay, progress)
+                         for info in infos)
     meta = {"backend": getattr(detector, "name", backend), "skeleton": detector.skeleton,
             "video_dir": str(video_dir), "cameras": names,
             "videos": [i.path.name for i in infos], "fps": infos[0].fps,

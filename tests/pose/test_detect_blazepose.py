@@ -123,6 +123,11 @@ def test_epigeo_detect_writes_resumable_openpose(models, tmp_path):
     np.testing.assert_allclose(pose.read_openpose_json(f, num_joints=33)[0, :, :2],
                                before[0, :, :2], atol=25.0)   # re-detected without tracking
     assert main(["detect", str(tmp_path), "--out", str(out), "--quiet"]) == 2   # no videos
+    # cameras in parallel worker processes: the same files
+    assert main(["detect", str(videos), "--out", str(tmp_path / "par"), "--end", "0.05",
+                 "--jobs", "2", "--quiet"]) == 0
+    par = load_detections(tmp_path / "par", skeleton="blazepose_33", progress=False)
+    np.testing.assert_allclose(par.keypoints, det.keypoints, atol=1e-4)
 
 
 def test_reconstruct_hook_detects_videos_first(models, tmp_path):
