@@ -85,9 +85,10 @@ def _problem_keys(q, use, seed):
 
 
 def score_rows(q):
-    """Rows ``G (B, 5N, 9)`` that turn a row-major ``vec(F)`` into, for every pair of ``q (B, N,
-    4)``: the algebraic residual ``x2ᵀ F x1`` and the four gradient terms ``(F x1)₀, (F x1)₁,
-    (Fᵀ x2)₀, (Fᵀ x2)₁`` — so one batched matmul scores many models on every point."""
+    """``G (B, 9, 5N)``: columns that turn a row-major ``vec(F)`` into, for every pair of
+    ``q (B, N, 4)``, the algebraic residual ``x2ᵀ F x1`` and the four gradient terms
+    ``(F x1)₀, (F x1)₁, (Fᵀ x2)₀, (Fᵀ x2)₁`` — so one batched matmul ``vec(F)ᵀ G`` scores many
+    models on every point (this layout is 2.3× faster on CPU than ``G @ vec(F)``)."""
     x, y, u, v = q.unbind(-1)
     one, z = torch.ones_like(x), torch.zeros_like(x)
     rows = [design_rows(q),
@@ -95,31 +96,28 @@ def score_rows(q):
             torch.stack([z, z, z, x, y, one, z, z, z], -1),
             torch.stack([u, z, z, v, z, z, one, z, z], -1),
             torch.stack([z, u, z, z, v, z, z, one, z], -1)]
-    return torch.stack(rows, 1).flatten(1, 2)
+    return torch.stack(rows, 1).flatten(1, 2).transpose(1, 2).contiguous()
 
 
-def sampson_models(G, F):
-    """Squared Sampson distances ``(B, N, M)`` of the pairs behind ``G (B, 5N, 9)`` to the models
-    ``F (B, M, 3, 3)`` (one ``bmm``); ``inf`` where undefined."""
+def _d2(G, F):
+    """Squared Sampson distances ``(B, M, N)`` of the pairs behind ``G (B, 9, 5N)`` to
+    ``F (B, M, 3, 3)``: one ``bmm``; NaN (0/0, a zero model) or inf where undefined."""
     B, M = F.shape[:2]
-    R = torch.bmm(G, F.reshape(B, M, 9).transpose(1, 2)).unflatten(1, (5, -1))   # (B,5,N,M)
-    e = R[:, 0]
-    den = R[:, 1].square() + R[:, 2].square() + R[:, 3].square() + R[:, 4].square()
-    return torch.where(den > 0, e * e / torch.where(den > 0, den, torch.ones_like(den)),
-                       torch.full_like(den, float("inf")))
+    R = torch.bmm(F.reshape(B, M, 9), G).unflatten(2, (5, -1))                  # (B,M,5,N)
+    g = R[:, :, 1:]
+    return R[:, :, 0].square() / (g * g).sum(2)
 
 
 def _msac(models, mvalid, G, use, thr2):
-    """models ``(B, M, 3, 3)`` → MSAC cost ``(B, M)`` (inf for invalid models) and inlier counts."""
-    d2 = sampson_models(G, models)                                              # (B, N, M)
-    c = torch.where(use[..., None], torch.minimum(d2, thr2[:, None, None]), torch.zeros_like(d2))
-    cnt = (use[..., None] & (d2 < thr2[:, None, None])).sum(1)
-    c = c.sum(1)
-    return torch.where(mvalid & torch.isfinite(c), c, torch.full_like(c, float("inf"))), cnt
+    """MSAC cost ``(B, M)`` of ``models (B, M, 3, 3)`` (inf for invalid models; undefined
+    distances count as outliers through ``fmin``) and the distances ``(B, M, N)``."""
+    d2 = _d2(G, models)
+    cost = (torch.fmin(d2, thr2[:, None, None]) * use[:, None].to(d2.dtype)).sum(-1)
+    return torch.where(mvalid & torch.isfinite(cost), cost, torch.full_like(cost, float("inf"))), d2
 
 
 def _band(F, G, use, thr2):
-    return use & (sampson_models(G, F[:, None])[..., 0] < thr2[:, None])
+    return use & (_d2(G, F[:, None])[:, 0] < thr2[:, None])
 
 
 def _needed(cnt, nvalid, log_fail, H):
@@ -144,11 +142,13 @@ def _hypotheses(q, use, key, G, thr2, h0, hc):
     idx = u.topk(7, dim=-1, largest=False).indices                              # (B, hc, 7)
     q7 = torch.gather(q[:, None].expand(B, hc, N, 4), 2, idx[..., None].expand(B, hc, 7, 4))
     F7, v7 = seven_point_normalized(q7.reshape(-1, 7, 4))
-    F7 = F7.reshape(B, hc * 3, 3, 3)
-    cost, cnt = _msac(F7, v7.reshape(B, hc * 3), G, use, thr2)
+    M = hc * 3
+    F7 = F7.reshape(B, M, 3, 3)
+    cost, d2 = _msac(F7, v7.reshape(B, M), G, use, thr2)
     c, i = cost.min(-1)
     Fi = torch.gather(F7, 1, i[:, None, None, None].expand(B, 1, 3, 3)).squeeze(1)
-    return Fi, c, torch.gather(cnt, 1, i[:, None]).squeeze(1)
+    di = torch.gather(d2, 1, i[:, None, None].expand(B, 1, N))[:, 0]
+    return Fi, c, (use & (di < thr2[:, None])).sum(-1)
 
 
 def fundamental_core(x1, x2, use, threshold, max_iterations, seed, check_degeneracy,
@@ -169,10 +169,15 @@ def fundamental_core(x1, x2, use, threshold, max_iterations, seed, check_degener
     nvalid = use.sum(-1)
     key = _problem_keys(q, use, seed)                                           # (B,)
     G = score_rows(q)
+    # hypotheses are drawn, solved and ranked in float32 (the Hartley-normalised pairs are O(1));
+    # float64 input is 1.8× slower there for the same choices; the refits and every reported
+    # figure use the input's precision
+    hd = torch.float32 if dt == torch.float64 else dt
+    qh, Gh, thr2h = q.to(hd), G.to(hd), thr2.to(hd)
     H = max_iterations
     log_fail = math.log(1.0 - confidence)
-    best_cost = torch.full((B,), float("inf"), dtype=dt, device=dev)
-    best_F = torch.zeros(B, 3, 3, dtype=dt, device=dev)
+    best_cost = torch.full((B,), float("inf"), dtype=hd, device=dev)
+    best_F = torch.zeros(B, 3, 3, dtype=hd, device=dev)
     best_cnt = torch.zeros(B, dtype=torch.int64, device=dev)
     need = torch.full((B,), float(H), dtype=torch.float64, device=dev)
     per_slice = max(1, ELEMENT_BUDGET // (BLOCK * 3 * max(1, N)))  # problems per slice (memory)
@@ -188,23 +193,23 @@ def fundamental_core(x1, x2, use, threshold, max_iterations, seed, check_degener
                 break
             sel = None if n_act == B else act.nonzero().squeeze(1)
         if sel is None:
-            Fi, c, cnt = hyp(hc, q, use, key, G, thr2)
+            Fi, c, cnt = hyp(hc, qh, use, key, Gh, thr2h)
             better = c < best_cost
             best_cost = torch.where(better, c, best_cost)
             best_F = torch.where(better[:, None, None], Fi, best_F)
             best_cnt = torch.where(better, cnt, best_cnt)
         else:
-            Fi, c, cnt = hyp(hc, q[sel], use[sel], key[sel], G[sel], thr2[sel])
+            Fi, c, cnt = hyp(hc, qh[sel], use[sel], key[sel], Gh[sel], thr2h[sel])
             better = c < best_cost[sel]
             best_cost[sel] = torch.where(better, c, best_cost[sel])
             best_F[sel] = torch.where(better[:, None, None], Fi, best_F[sel])
             best_cnt[sel] = torch.where(better, cnt, best_cnt[sel])
         need = _needed(best_cnt, nvalid, log_fail, H)
-    ok = torch.isfinite(best_cost) & (nvalid >= MIN_INLIERS) & (s > 0)
-    ok = ok & (_band(best_F, G, use, thr2).sum(-1) >= MIN_INLIERS)
+    F = best_F.to(dt)
+    cur = _msac(F[:, None], torch.isfinite(best_cost)[:, None], G, use, thr2)[0][:, 0]
+    ok = torch.isfinite(cur) & (nvalid >= MIN_INLIERS) & (s > 0)
+    ok = ok & (_band(F, G, use, thr2).sum(-1) >= MIN_INLIERS)
     wide2 = thr2 * FINAL_REFIT_SCALE ** 2
-    F = best_F
-    cur = best_cost
 
     def accept(F, cur, Fn, okn):
         # a refit replaces the model only where it does not raise the MSAC cost
