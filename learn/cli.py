@@ -1,7 +1,9 @@
 """The ``epigeo`` command: detections in, cameras + 3D poses + pseudo-labels + report out.
 
 ``epigeo reconstruct INPUT [--calib FILE] [--intrinsics-only] [--image-size W H] [--fps N]
-[--mode rig|window|frame] [--out DIR]`` and ``epigeo demo [--out DIR]``.
+[--mode rig|window|frame] [--out DIR]`` and ``epigeo demo [--out DIR]``; ``epigeo detect VIDEO_DIR
+--out DIR`` (2D keypoints from camera videos, in ``cmd_detect.py``, which also lets INPUT be a
+folder of videos).
 """
 from __future__ import annotations
 
