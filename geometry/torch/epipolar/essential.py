@@ -13,7 +13,7 @@ import torch
 from kornia.geometry.epipolar import essential_from_fundamental as _k_e_from_f
 
 from ..common import (adjugate3, as_mask, as_matrix, as_points, broadcast_batch,
-                      check_positive, det3, linalg_chunked)
+                      check_positive, det3, flat, linalg_chunked, scale_free, upcast)
 
 __all__ = ["PoseResult", "essential_from_fundamental", "decompose_essential", "recover_pose",
            "rank2_ok", "cheirality_depths"]
@@ -40,11 +40,16 @@ def essential_from_fundamental(F, K1, K2, *, project: bool = True,
     ``(1, 1, 0)/√2``, batched SVD, chunked). A zero ``F`` gives a zero ``E``.
     """
     F = as_matrix("F", F, 3, 3)
+    dt = F.dtype
     K1 = as_matrix("K1", K1, 3, 3, like=F)
     K2 = as_matrix("K2", K2, 3, 3, like=F)
     batch = broadcast_batch("F/K1/K2", F.shape[:-2], K1.shape[:-2], K2.shape[:-2])
+    # E is scale-free: each factor is scaled by its largest entry first, so astronomically
+    # scaled input cannot overflow (float16/bfloat16 are computed in float32)
+    (F, _), (K1, _), (K2, _) = (scale_free(upcast(a)) for a in (F, K1, K2))
     E = _k_e_from_f(F.expand(batch + (3, 3)), K1.expand(batch + (3, 3)),
-                    K2.expand(batch + (3, 3))).reshape(-1, 3, 3)
+                    K2.expand(batch + (3, 3)))
+    E = scale_free(flat(E, len(batch), (3, 3)))[0]
     if project:
         def proj(e):
             U, S, Vh = torch.linalg.svd(e)
@@ -53,7 +58,7 @@ def essential_from_fundamental(F, K1, K2, *, project: bool = True,
         E = linalg_chunked(proj, chunk_size, E)
     n = E.flatten(-2).norm(dim=-1)[:, None, None]
     E = torch.where(n > 0, E / torch.where(n > 0, n, torch.ones_like(n)), torch.zeros_like(E))
-    return E.reshape(batch + (3, 3))
+    return E.reshape(batch + (3, 3)).to(dt)
 
 
 def rank2_ok(E: torch.Tensor) -> torch.Tensor:
@@ -108,9 +113,10 @@ def decompose_essential(E, *, chunk_size: int = 16384):
     choices, as in the numpy path and OpenCV; the set of four is the same. A rank < 2 ``E`` gives identity rotations and zero translations.
     """
     E = as_matrix("E", E, 3, 3)
-    batch = E.shape[:-2]
-    Rs, ts, _ = _decompose(E.reshape(-1, 3, 3), chunk_size)
-    return Rs.reshape(batch + (4, 3, 3)), ts.reshape(batch + (4, 3))
+    dt, batch = E.dtype, E.shape[:-2]
+    E = scale_free(upcast(flat(E, len(batch), (3, 3))))[0]  # scale-free: no overflow
+    Rs, ts, _ = _decompose(E, chunk_size)
+    return Rs.reshape(batch + (4, 3, 3)).to(dt), ts.reshape(batch + (4, 3)).to(dt)
 
 
 def cheirality_depths(R, t, y1, y2):
@@ -194,13 +200,16 @@ def recover_pose(E, x1, x2, K1, K2, mask=None, *, distance_threshold: float = 50
     K1 = as_matrix("K1", K1, 3, 3, like=x1)
     K2 = as_matrix("K2", K2, 3, 3, like=x1)
     dist = check_positive("distance_threshold", distance_threshold)
+    dt = x1.dtype
+    x1, x2, E, K1, K2 = (upcast(a) for a in (x1, x2, E, K1, K2))  # float16/bfloat16 → float32
+    E, K1, K2 = (scale_free(a)[0] for a in (E, K1, K2))  # scale-free here (rays are x/z)
     N = x1.shape[-2]
     batch = broadcast_batch("E/x1/x2/K1/K2", E.shape[:-2], x1.shape[:-2], x2.shape[:-2],
                             K1.shape[:-2], K2.shape[:-2])
-    m = as_mask("mask", mask, batch + (N,), x1.device).reshape(-1, N)
-    ex = lambda a, tail: a.expand(batch + tail).reshape((-1,) + tail)  # noqa: E731
+    m = flat(as_mask("mask", mask, batch + (N,), x1.device), len(batch), (N,))
+    ex = lambda a, tail: flat(a.expand(batch + tail), len(batch), tail)  # noqa: E731
     R, t, inf, num, valid = recover_core(ex(E, (3, 3)), ex(x1, (N, 2)), ex(x2, (N, 2)),
                                          ex(K1, (3, 3)), ex(K2, (3, 3)), m, dist, chunk_size)
-    return PoseResult(R=R.reshape(batch + (3, 3)), t=t.reshape(batch + (3,)),
+    return PoseResult(R=R.reshape(batch + (3, 3)).to(dt), t=t.reshape(batch + (3,)).to(dt),
                       in_front=inf.reshape(batch + (N,)), num_in_front=num.reshape(batch),
                       valid=valid.reshape(batch))

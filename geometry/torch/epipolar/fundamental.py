@@ -11,34 +11,48 @@ import math
 
 import torch
 
-from ..common import (_shape_str, as_mask, as_matrix, as_points, as_weights, det3,
-                      linalg_chunked)
+from ..common import (_shape_str, as_mask, as_matrix, as_points, as_weights, det3, flat,
+                      linalg_chunked, upcast)
 
 __all__ = ["hartley_normalize", "fundamental_7point", "fundamental_8point", "sampson_distance",
            "symmetric_epipolar_distance", "normalize_pairs", "denormalize", "design_rows",
            "canonical_sign"]
 
 
+def pow2_exponent(x: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
+    """Per problem the exponent ``e`` with ``max|x| < 2^e`` over the used points of ``x (B, N, k)``
+    (0 where none): ``ldexp(x, −e)`` rescales exactly (a power of two), so the normalisation
+    below never squares an astronomically large coordinate (numpy's path copes with 1e160 too)."""
+    m = torch.where(use[..., None], x.abs(), torch.zeros_like(x)).amax((-1, -2))
+    e = torch.frexp(m).exponent
+    return torch.where((m > 0) & torch.isfinite(m), e, torch.zeros_like(e))
+
+
 def normalize_pairs(x1, x2, use):
     """Hartley normalisation with one scale for both images (as the numpy path).
 
     ``x1, x2 (B, N, 2)``, ``use (B, N)`` → ``q (B, N, 4)`` (``u = s (x − c)``, zeros where not
-    used), ``s (B,)`` (0 when the points coincide), ``c1, c2 (B, 2)``.
+    used), ``s (B,)`` (0 when the points coincide or ``s`` underflows), ``c1, c2 (B, 2)``.
     """
+    e = torch.maximum(pow2_exponent(x1, use), pow2_exponent(x2, use))[:, None, None]
     w = use.to(x1.dtype)
     n = w.sum(-1).clamp_min(1)
-    z1 = torch.where(use[..., None], x1, torch.zeros_like(x1))
-    z2 = torch.where(use[..., None], x2, torch.zeros_like(x2))
+    z1 = torch.where(use[..., None], torch.ldexp(x1, -e), torch.zeros_like(x1))
+    z2 = torch.where(use[..., None], torch.ldexp(x2, -e), torch.zeros_like(x2))
     c1 = z1.sum(-2) / n[:, None]
     c2 = z2.sum(-2) / n[:, None]
     d = (((z1 - c1[:, None]).pow(2).sum(-1).sqrt() + (z2 - c2[:, None]).pow(2).sum(-1).sqrt())
          * w).sum(-1) / (2 * n)
-    ok = (d > 1e-12) & torch.isfinite(d)
-    s = torch.where(ok, math.sqrt(2.0) / torch.where(ok, d, torch.ones_like(d)),
-                    torch.zeros_like(d))
-    q = torch.cat([(z1 - c1[:, None]), (z2 - c2[:, None])], -1) * s[:, None, None]
-    q = torch.where(use[..., None], q, torch.zeros_like(q))
-    return q, s, c1, c2
+    # d is in units of 2^e; the no-spread test stays relative to the coordinates' size (as
+    # before, where 1e-12 px was absolute for pixel-sized input)
+    ok = (torch.ldexp(d, e[:, 0, 0]) > 1e-12) & torch.isfinite(d)
+    k = torch.where(ok, math.sqrt(2.0) / torch.where(ok, d, torch.ones_like(d)), torch.zeros_like(d))
+    q = torch.cat([(z1 - c1[:, None]), (z2 - c2[:, None])], -1) * k[:, None, None]
+    q = torch.where(use[..., None] & ok[:, None, None], q, torch.zeros_like(q))
+    s = torch.ldexp(k, -e[:, 0, 0])
+    ok = ok & (s > 0)
+    c1, c2 = torch.ldexp(c1, e[:, 0]), torch.ldexp(c2, e[:, 0])
+    return q, torch.where(ok, s, torch.zeros_like(s)), c1, c2
 
 
 def _T(s, c):
@@ -173,25 +187,34 @@ def _pairs(x1, x2, n_exact=None):
     if n_exact is not None and x1.shape[-2] != n_exact:
         raise ValueError(f"x1: expected shape (..., {n_exact}, 2), got shape "
                          f"{_shape_str(x1.shape)}")
-    return x1, x2
+    return upcast(x1), upcast(x2), x1.dtype  # float16/bfloat16: computed in float32
 
 
 def _hartley(x, use):
-    """:func:`hartley_normalize` on validated ``x (..., N, 2)`` and ``use (..., N)``."""
+    """:func:`hartley_normalize` on validated ``x (..., N, 2)`` and ``use (..., N)``; also
+    returns ``ok (...)`` (spread found). Computed on ``x`` rescaled by a power of two (exact), so
+    coordinates up to the dtype's limit normalise without overflow."""
+    lead = x.shape[:-2]
+    e = pow2_exponent(flat(x, len(lead), x.shape[-2:]), flat(use, len(lead), use.shape[-1:]))
+    e = e.reshape(lead)
+    inv = torch.ldexp(torch.ones(lead, dtype=x.dtype, device=x.device), -e)  # 2^-e, exact
+    xs = x * inv[..., None, None]  # (ldexp itself passes no gradient to x)
     w = use.to(x.dtype)
     cnt = w.sum(-1).clamp_min(1)
-    xs = torch.where(use[..., None], x, torch.zeros_like(x))
-    c = xs.sum(-2) / cnt[..., None]
-    mean = ((xs - c[..., None, :]).pow(2).sum(-1).sqrt() * w).sum(-1) / cnt
-    ok = mean > 1e-12
-    s = torch.where(ok, 2.0 ** 0.5 / torch.where(ok, mean, torch.ones_like(mean)),
+    xu = torch.where(use[..., None], xs, torch.zeros_like(xs))
+    c = xu.sum(-2) / cnt[..., None]
+    mean = ((xu - c[..., None, :]).pow(2).sum(-1).sqrt() * w).sum(-1) / cnt
+    ok = (torch.ldexp(mean, e) > 1e-12) & torch.isfinite(mean) & torch.isfinite(c).all(-1)
+    k = torch.where(ok, 2.0 ** 0.5 / torch.where(ok, mean, torch.ones_like(mean)),
                     torch.ones_like(mean))
+    s = torch.where(ok, k * inv, torch.ones_like(k))
     c = torch.where(ok[..., None], c, torch.zeros_like(c))
     z, one = torch.zeros_like(s), torch.ones_like(s)
-    T = torch.stack([torch.stack([s, z, -s * c[..., 0]], -1),
-                     torch.stack([z, s, -s * c[..., 1]], -1),
+    T = torch.stack([torch.stack([s, z, -k * c[..., 0]], -1),
+                     torch.stack([z, s, -k * c[..., 1]], -1),
                      torch.stack([z, z, one], -1)], -2)
-    return (x - c[..., None, :]) * s[..., None, None], T
+    xn = torch.where(ok[..., None, None], (xs - c[..., None, :]) * k[..., None, None], x)
+    return xn, T, ok
 
 
 def hartley_normalize(x, mask=None):
@@ -199,11 +222,14 @@ def hartley_normalize(x, mask=None):
 
     Translates the centroid of the valid points (mask True and finite) to the origin and scales
     their mean distance to √2. Returns ``xn (..., N, 2)`` and ``T (..., 3, 3)`` with
-    ``[xn, 1]ᵀ = T [x, 1]ᵀ``; problems with no spread get ``T = I``. Differentiable.
+    ``[xn, 1]ᵀ = T [x, 1]ᵀ``; problems with no spread, or whose spread overflows the dtype,
+    get ``T = I``. float16/bfloat16 are computed in float32. Differentiable.
     """
     x = as_points("x", x)
+    dt = x.dtype
     use = as_mask("mask", mask, x.shape[:-1], x.device) & torch.isfinite(x).all(-1)
-    return _hartley(x, use)
+    xn, T, _ = _hartley(upcast(x), use)
+    return xn.to(dt), T.to(dt)
 
 
 def fundamental_7point(x1, x2):
@@ -215,9 +241,9 @@ def fundamental_7point(x1, x2):
     :func:`geometry.fundamental.fundamental_7point`. The null space comes from a batched LU
     (partial pivoting) and the cubic is solved in closed form (no eigensolver).
     """
-    x1, x2 = _pairs(x1, x2, 7)
+    x1, x2, dt = _pairs(x1, x2, 7)
     batch = x1.shape[:-2]
-    a, b = x1.reshape(-1, 7, 2), x2.reshape(-1, 7, 2)
+    a, b = flat(x1, x1.ndim - 2, (7, 2)), flat(x2, x2.ndim - 2, (7, 2))
     use = torch.isfinite(a).all(-1) & torch.isfinite(b).all(-1)
     q, s, c1, c2 = normalize_pairs(a, b, use)
     Fn, valid = seven_point_normalized(q)
@@ -226,7 +252,7 @@ def fundamental_7point(x1, x2):
     order = torch.argsort((~valid).to(torch.int8), dim=-1, stable=True)  # valid ones first
     F = torch.gather(F, 1, order[..., None, None].expand(-1, 3, 3, 3))
     count = valid.sum(-1)
-    return F.reshape(batch + (3, 3, 3)), count.reshape(batch)
+    return F.reshape(batch + (3, 3, 3)).to(dt), count.reshape(batch)
 
 
 def fundamental_8point(x1, x2, mask=None, weights=None, *, chunk_size: int = 16384):
@@ -243,18 +269,22 @@ def fundamental_8point(x1, x2, mask=None, weights=None, *, chunk_size: int = 163
         positive weight and a unique solution (design matrix of rank 8; float32 uses looser
         rank tolerances). Invalid problems get ``F = 0``. Differentiable where valid.
     """
-    x1, x2 = _pairs(x1, x2)
+    x1, x2, dt = _pairs(x1, x2)
     batch, N = x1.shape[:-2], x1.shape[-2]
     m = as_mask("mask", mask, batch + (N,), x1.device)
     w = as_weights("weights", weights, batch + (N,), x1)
     use = m & (w > 0) & torch.isfinite(x1).all(-1) & torch.isfinite(x2).all(-1)
-    a, b = x1.reshape(-1, N, 2), x2.reshape(-1, N, 2)
-    use, w = use.reshape(-1, N), w.reshape(-1, N)
-    x1n, T1 = _hartley(a, use)
-    x2n, T2 = _hartley(b, use)
-    q = torch.where(use[..., None], torch.cat([x1n, x2n], -1), 0.0)
+    a, b = flat(x1, x1.ndim - 2, (N, 2)), flat(x2, x2.ndim - 2, (N, 2))
+    use, w = flat(use, use.ndim - 1, (N,)), flat(w, w.ndim - 1, (N,))
+    x1n, T1, ok1 = _hartley(a, use)
+    x2n, T2, ok2 = _hartley(b, use)
+    norm_ok = ok1 & ok2
+    q = torch.where(use[..., None] & norm_ok[:, None, None], torch.cat([x1n, x2n], -1), 0.0)
     A = design_rows(q) * torch.where(use, w, torch.zeros_like(w)).sqrt()[..., None]
     M = A.transpose(-1, -2) @ A
+    # no eigensolver call on a non-finite matrix (LAPACK may fail or not return): identity there
+    M_ok = torch.isfinite(M).flatten(1).all(-1)
+    M = torch.where(M_ok[:, None, None], M, torch.eye(9, dtype=M.dtype, device=M.device))
     evals, evecs = linalg_chunked(torch.linalg.eigh, chunk_size, M)
     Fn = evecs[..., 0].unflatten(-1, (3, 3))
 
@@ -265,20 +295,20 @@ def fundamental_8point(x1, x2, mask=None, weights=None, *, chunk_size: int = 163
     F = canonical_sign(T2.transpose(-1, -2) @ Fn @ T1)
     t_eig, t_sv = (1e-12, 1e-9) if x1.dtype == torch.float64 else (1e-5, 1e-5)
     valid = ((use.sum(-1) >= 8) & (evals[:, 1] > t_eig * evals[:, -1].clamp_min(1e-300))
-             & (S[:, 1] > t_sv * S[:, 0]))
+             & (S[:, 1] > t_sv * S[:, 0]) & norm_ok & M_ok & torch.isfinite(F).flatten(1).all(-1))
     F = torch.where(valid[:, None, None], F, torch.zeros_like(F))
-    return F.reshape(batch + (3, 3)), valid.reshape(batch)
+    return F.reshape(batch + (3, 3)).to(dt), valid.reshape(batch)
 
 
 def _epipolar_terms(F, x1, x2):
-    x1, x2 = _pairs(x1, x2)
+    x1, x2, dt = _pairs(x1, x2)
     F = as_matrix("F", F, 3, 3, like=x1)
     Fb = F[..., None, :, :]
     h1 = torch.cat([x1, torch.ones_like(x1[..., :1])], -1)
     h2 = torch.cat([x2, torch.ones_like(x2[..., :1])], -1)
     l2 = (Fb @ h1[..., None]).squeeze(-1)                  # epipolar line of x1 in image 2
     l1 = (Fb.transpose(-1, -2) @ h2[..., None]).squeeze(-1)  # epipolar line of x2 in image 1
-    return (h2 * l2).sum(-1), l1, l2
+    return (h2 * l2).sum(-1), l1, l2, dt
 
 
 def sampson_distance(F, x1, x2, *, squared: bool = False) -> torch.Tensor:
@@ -289,22 +319,22 @@ def sampson_distance(F, x1, x2, *, squared: bool = False) -> torch.Tensor:
     broadcast. ``inf`` where the denominator vanishes, NaN where a point is NaN.
     Differentiable in ``F``, ``x1``, ``x2`` (the unsquared distance not at zero residual).
     """
-    e, l1, l2 = _epipolar_terms(F, x1, x2)
+    e, l1, l2, dt = _epipolar_terms(F, x1, x2)
     d = l2[..., 0] ** 2 + l2[..., 1] ** 2 + l1[..., 0] ** 2 + l1[..., 1] ** 2
     r2 = torch.where(d > 0, e * e / torch.where(d > 0, d, torch.ones_like(d)),
                      torch.full_like(d, float("inf")))
-    return r2 if squared else r2.sqrt()
+    return (r2 if squared else r2.sqrt()).to(dt)
 
 
 def symmetric_epipolar_distance(F, x1, x2, *, squared: bool = False) -> torch.Tensor:
     """Symmetric epipolar distance in pixels, ``(..., N)``: ``sqrt(d(x2, F x1)² + d(x1, Fᵀ x2)²)``
     (point-to-epipolar-line distances in each image; the sum of squares with ``squared=True``).
     ``inf`` where a line is undefined."""
-    e, l1, l2 = _epipolar_terms(F, x1, x2)
+    e, l1, l2, dt = _epipolar_terms(F, x1, x2)
     n2 = l2[..., 0] ** 2 + l2[..., 1] ** 2
     n1 = l1[..., 0] ** 2 + l1[..., 1] ** 2
     ok = (n1 > 0) & (n2 > 0)
     one = torch.ones_like(n1)
     r2 = torch.where(ok, e * e * (1.0 / torch.where(ok, n2, one) + 1.0 / torch.where(ok, n1, one)),
                      torch.full_like(n1, float("inf")))
-    return r2 if squared else r2.sqrt()
+    return (r2 if squared else r2.sqrt()).to(dt)

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..common import (as_mask, as_points, check_positive, check_probability, chunked, hash32,
-                      uniform_keys)
+from ..common import (as_mask, as_points, check_positive, check_probability, chunked, flat,
+                      hash32, uniform_keys, upcast)
 from .fundamental import denormalize, design_rows, normalize_pairs, seven_point_normalized
 from .local_opt import eight_point_lo, homography_explained
 
@@ -70,7 +70,10 @@ def check_pairs(x1, x2, mask):
                          f"{tuple(x2.shape)}")
     batch, N = x1.shape[:-2], x1.shape[-2]
     m = as_mask("mask", mask, batch + (N,), x1.device)
-    return x1.reshape(-1, N, 2), x2.reshape(-1, N, 2), m.reshape(-1, N), batch
+    lead = len(batch)
+    # float16/bfloat16 are computed in float32 (callers cast results back to x1's dtype)
+    return (upcast(flat(x1, lead, (N, 2))), upcast(flat(x2, lead, (N, 2))), flat(m, lead, (N,)),
+            batch)
 
 
 def _problem_keys(q, use, seed):
@@ -249,8 +252,10 @@ def estimate_fundamental(x1, x2, mask=None, *, threshold: float = 3.0, confidenc
     """Robust fundamental matrices for a batch of independent two-view problems (torch).
 
     Args:
-        x1, x2: ``(..., N, 2)`` pixel correspondences (``x2ᵀ F x1 = 0``), float32 or float64,
-            any device; NaN marks a missing point.
+        x1, x2: ``(..., N, 2)`` pixel correspondences (``x2ᵀ F x1 = 0``), float32 or float64
+            (float16/bfloat16: computed in float32, returned in their dtype), any device; NaN
+            or inf marks a missing point; coordinates whose squares overflow the dtype make the
+            problem invalid.
         mask: optional ``(..., N)`` bool, False to ignore a point.
         threshold: inlier threshold in pixels on the Sampson distance (not squared).
         confidence: RANSAC confidence for the adaptive stop, in (0, 1) (checked after each block
@@ -263,9 +268,11 @@ def estimate_fundamental(x1, x2, mask=None, *, threshold: float = 3.0, confidenc
         chunk_size: problems per chunk (bounds memory and keeps batched ``eigh``/``svd`` calls
             below cuSOLVER's ~32k-matrix limit).
     Returns:
-        :class:`FundamentalResult` on the input's device; fewer than 8 valid points or inliers,
-        or a degenerate configuration, gives ``valid=False``, ``F = 0``, no inliers.
+        :class:`FundamentalResult` on the input's device; fewer than 8 valid points or inliers
+        (also ``N < 8`` or ``N = 0``), or a degenerate configuration, gives ``valid=False``,
+        ``F = 0``, no inliers.
     """
+    dt = as_points("x1", x1).dtype
     x1f, x2f, mf, batch = check_pairs(x1, x2, mask)
     threshold, confidence, max_iterations, seed = check_ransac_options(
         threshold, confidence, max_iterations, seed)
@@ -277,11 +284,13 @@ def estimate_fundamental(x1, x2, mask=None, *, threshold: float = 3.0, confidenc
     def run(a, b, u):
         return fundamental_core(a, b, u, threshold, max_iterations, seed, check_degeneracy,
                                 refine_iterations, chunk_size, confidence)
-    if x1f.shape[0] == 0:
+    if x1f.shape[0] == 0 or N < MIN_INLIERS:  # nothing to sample: every problem invalid
         z = x1f.new_zeros
-        F, inl = z((0, 3, 3)), torch.zeros((0, N), dtype=torch.bool, device=x1f.device)
-        num, ok = torch.zeros(0, dtype=torch.int64, device=x1f.device), inl[:, 0]
+        B = x1f.shape[0]
+        F, inl = z((B, 3, 3)), torch.zeros((B, N), dtype=torch.bool, device=x1f.device)
+        num = torch.zeros(B, dtype=torch.int64, device=x1f.device)
+        ok = torch.zeros(B, dtype=torch.bool, device=x1f.device)
     else:
         F, inl, num, ok = chunked(run, chunk_size, x1f, x2f, use)
-    return FundamentalResult(F=F.reshape(batch + (3, 3)), inliers=inl.reshape(batch + (N,)),
+    return FundamentalResult(F=F.reshape(batch + (3, 3)).to(dt), inliers=inl.reshape(batch + (N,)),
                              num_inliers=num.reshape(batch), valid=ok.reshape(batch))

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..common import as_matrix, check_positive, chunked, skew
+from ..common import as_matrix, as_points, check_positive, chunked, skew
 from .essential import recover_core
-from .fundamental_ransac import check_pairs, check_ransac_options, fundamental_core
+from .fundamental_ransac import MIN_INLIERS, check_pairs, check_ransac_options, fundamental_core
 
 __all__ = ["RelativePoseResult", "estimate_relative_pose"]
 
@@ -54,7 +54,9 @@ def estimate_relative_pose(x1, x2, K1, K2, mask=None, *, threshold: float = 3.0,
     """Relative pose of camera 2 w.r.t. camera 1 for a batch of calibrated two-view problems.
 
     Args:
-        x1, x2: ``(..., N, 2)`` pixels (NaN = missing), float32/float64, any device.
+        x1, x2: ``(..., N, 2)`` pixels (NaN = missing), float32/float64 (float16/bfloat16:
+            computed in float32, returned in their dtype), any device; ``N < 8`` gives
+            ``valid=False`` everywhere.
         K1, K2: ``(..., 3, 3)`` intrinsics broadcast over the batch (each camera its own K).
         mask: optional ``(..., N)`` bool.
         threshold, confidence, max_iterations, seed, check_degeneracy, refine_iterations,
@@ -64,6 +66,7 @@ def estimate_relative_pose(x1, x2, K1, K2, mask=None, *, threshold: float = 3.0,
         :class:`RelativePoseResult`; ``valid=False`` where F-RANSAC failed or no inlier lies in
         front of both cameras.
     """
+    dt = as_points("x1", x1).dtype
     x1f, x2f, mf, batch = check_pairs(x1, x2, mask)
     threshold, confidence, max_iterations, seed = check_ransac_options(
         threshold, confidence, max_iterations, seed)
@@ -86,16 +89,18 @@ def estimate_relative_pose(x1, x2, K1, K2, mask=None, *, threshold: float = 3.0,
     def run(a, b, u, k1, k2):
         return _pose_chunk(a, b, u, k1, k2, threshold, max_iterations, seed, check_degeneracy,
                            refine_iterations, dist, chunk_size, confidence)
-    if B == 0:
+    if B == 0 or N < MIN_INLIERS:  # nothing to sample: every problem invalid
         z = x1f.new_zeros
-        bz = torch.zeros(0, dtype=torch.bool, device=x1f.device)
-        iz = torch.zeros(0, dtype=torch.int64, device=x1f.device)
-        out = (z((0, 3, 3)), z((0, 3)), z((0, 3, 3)), z((0, 3, 3)),
-               torch.zeros((0, N), dtype=torch.bool, device=x1f.device), bz, iz, iz)
+        bz = torch.zeros(B, dtype=torch.bool, device=x1f.device)
+        iz = torch.zeros(B, dtype=torch.int64, device=x1f.device)
+        eye = torch.eye(3, dtype=x1f.dtype, device=x1f.device).expand(B, 3, 3)
+        out = (eye, z((B, 3)), z((B, 3, 3)), z((B, 3, 3)),
+               torch.zeros((B, N), dtype=torch.bool, device=x1f.device), bz, iz, iz)
     else:
         out = chunked(run, chunk_size, x1f, x2f, use, K1, K2)
     R, t, F, E, inl, valid, num, nf = out
-    sh = lambda a, tail: a.reshape(batch + tail)  # noqa: E731
+    def sh(a, tail):  # back to the caller's batch shape and (float) dtype
+        return a.reshape(batch + tail).to(dt if a.is_floating_point() else a.dtype)
     return RelativePoseResult(R=sh(R, (3, 3)), t=sh(t, (3,)), F=sh(F, (3, 3)), E=sh(E, (3, 3)),
                               inliers=sh(inl, (N,)), valid=sh(valid, ()), num_inliers=sh(num, ()),
                               num_in_front=sh(nf, ()))

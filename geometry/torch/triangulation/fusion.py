@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..common import _shape_str, as_mask, as_tensor
+from ..common import _shape_str, as_mask, as_tensor, flat, upcast
 
 __all__ = ["MedianResult", "vector_median"]
 
@@ -82,8 +82,8 @@ def vector_median(X, mask=None, axis: int = -2) -> MedianResult:
             mt = torch.movedim(mt, ax, -1)
         mask = mt
     m = as_mask("mask", mask, batch + (M,), X.device)
-    Xf = Xm.reshape(-1, M, D)
-    use = m.reshape(-1, M) & torch.isfinite(Xf).all(-1)
+    Xf = flat(Xm, len(batch), (M, D))
+    use = flat(m, len(batch), (M,)) & torch.isfinite(Xf).all(-1)
     B = Xf.shape[0]
     if B == 0 or M == 0:
         idx = torch.full((B,), -1, dtype=torch.int64, device=X.device)
@@ -91,7 +91,7 @@ def vector_median(X, mask=None, axis: int = -2) -> MedianResult:
     else:
         Xs = torch.where(use[..., None], Xf, torch.zeros_like(Xf))
         with torch.no_grad():
-            cost = _summed_distances(Xs.detach(), use)
+            cost = _summed_distances(upcast(Xs.detach()), use)  # float16: distances in float32
             idx = cost.argmin(-1)                                 # first minimum on ties
             has = use.any(-1)
             idx = torch.where(has, idx, torch.full_like(idx, -1))

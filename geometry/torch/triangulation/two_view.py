@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ..common import (adjugate3, as_mask, as_matrix, as_points, as_weights, broadcast_batch,
-                      det3)
+                      det3, flat, upcast)
 
 __all__ = ["Triangulation", "OptimalTriangulation", "triangulate_dlt", "triangulate_optimal",
            "fundamental_from_projections"]
@@ -145,6 +145,8 @@ def triangulate_dlt(P, x, mask=None, weights=None) -> Triangulation:
         ``valid=False``, ``X = 0``.
     """
     x = as_points("x", x, min_ndim=3)
+    dt = x.dtype
+    x = upcast(x)  # float16/bfloat16: computed in float32 (pixel products overflow float16)
     P = as_matrix("P", P, 3, 4, like=x)
     if P.ndim < 3:
         raise ValueError(f"P: expected shape (..., C, 3, 4), got shape {tuple(P.shape)}")
@@ -156,13 +158,14 @@ def triangulate_dlt(P, x, mask=None, weights=None) -> Triangulation:
     obs = batch + (C, N)
     m = as_mask("mask", mask, obs, x.device)
     w = as_weights("weights", weights, obs, x)
-    Pb = P.expand(batch + (C, 3, 4)).reshape(-1, C, 3, 4)
-    xb = x.expand(batch + (C, N, 2)).reshape(-1, C, N, 2)
-    use = (m & (w > 0)).reshape(-1, C, N) & torch.isfinite(xb).all(-1)
-    sw = w.reshape(-1, C, N).clamp_min(0).sqrt()
+    lead = len(batch)
+    Pb = flat(P.expand(batch + (C, 3, 4)), lead, (C, 3, 4))
+    xb = flat(x.expand(batch + (C, N, 2)), lead, (C, N, 2))
+    use = flat(m & (w > 0), lead, (C, N)) & torch.isfinite(xb).all(-1)
+    sw = flat(w, lead, (C, N)).clamp_min(0).sqrt()
     X, valid, err, nv, pos = _dlt_core(Pb, xb, use, sw, xb)
-    return Triangulation(X=X.reshape(batch + (N, 3)), valid=valid.reshape(batch + (N,)),
-                         reproj_error=err.reshape(batch + (N,)),
+    return Triangulation(X=X.reshape(batch + (N, 3)).to(dt), valid=valid.reshape(batch + (N,)),
+                         reproj_error=err.reshape(batch + (N,)).to(dt),
                          num_views=nv.reshape(batch + (N,)),
                          positive_depth=pos.reshape(batch + (N,)))
 
@@ -190,10 +193,12 @@ def fundamental_from_projections(P1, P2) -> torch.Tensor:
     from .hartley_sturm import fundamental_from_projections as _ffp
     P1 = as_matrix("P1", P1, 3, 4)
     P2 = as_matrix("P2", P2, 3, 4, like=P1)
+    dt = P1.dtype
+    P1, P2 = upcast(P1), upcast(P2)  # float16/bfloat16: computed in float32
     batch = broadcast_batch("P1/P2", P1.shape[:-2], P2.shape[:-2])
-    a = P1.expand(batch + (3, 4)).reshape(-1, 3, 4)
-    b = P2.expand(batch + (3, 4)).reshape(-1, 3, 4)
-    return _ffp(a, b).reshape(batch + (3, 3))
+    a = flat(P1.expand(batch + (3, 4)), len(batch), (3, 4))
+    b = flat(P2.expand(batch + (3, 4)), len(batch), (3, 4))
+    return _ffp(a, b).reshape(batch + (3, 3)).to(dt)
 
 
 def triangulate_optimal(x1, x2, P1, P2, *, F=None, mask=None,
@@ -233,17 +238,18 @@ def triangulate_optimal(x1, x2, P1, P2, *, F=None, mask=None,
         F = as_matrix("F", F, 3, 3, like=x1)
         shapes.append(F.shape[:-2])
     batch = broadcast_batch("x1/P1/P2/F", *shapes)
-    m = as_mask("mask", mask, batch + (N,), x1.device).reshape(-1, N)
+    lead = len(batch)
+    m = flat(as_mask("mask", mask, batch + (N,), x1.device), lead, (N,))
     dt = x1.dtype
     f64 = torch.float64
-    xa = x1.expand(batch + (N, 2)).reshape(-1, N, 2).to(f64)
-    xb = x2.expand(batch + (N, 2)).reshape(-1, N, 2).to(f64)
-    Pa = P1.expand(batch + (3, 4)).reshape(-1, 3, 4).to(f64)
-    Pb = P2.expand(batch + (3, 4)).reshape(-1, 3, 4).to(f64)
+    xa = flat(x1.expand(batch + (N, 2)), lead, (N, 2)).to(f64)
+    xb = flat(x2.expand(batch + (N, 2)), lead, (N, 2)).to(f64)
+    Pa = flat(P1.expand(batch + (3, 4)), lead, (3, 4)).to(f64)
+    Pb = flat(P2.expand(batch + (3, 4)), lead, (3, 4)).to(f64)
     if F is None:
         Fb = _ffp(Pa, Pb)
     else:
-        Fb = F.expand(batch + (3, 3)).reshape(-1, 3, 3).to(f64)
+        Fb = flat(F.expand(batch + (3, 3)), lead, (3, 3)).to(f64)
     Fb = Fb / Fb.flatten(-2).norm(dim=-1).clamp_min(1e-300)[:, None, None]
     use = m & torch.isfinite(xa).all(-1) & torch.isfinite(xb).all(-1)
     use = use & _distinct_centres(Pa, Pb)[:, None]
