@@ -23,6 +23,8 @@ def pow2_exponent(x: torch.Tensor, use: torch.Tensor) -> torch.Tensor:
     """Per problem the exponent ``e`` with ``max|x| < 2^e`` over the used points of ``x (B, N, k)``
     (0 where none): ``ldexp(x, −e)`` rescales exactly (a power of two), so the normalisation
     below never squares an astronomically large coordinate (numpy's path copes with 1e160 too)."""
+    if x.shape[-2] == 0:
+        return torch.zeros(x.shape[:-2], dtype=torch.int32, device=x.device)
     m = torch.where(use[..., None], x.abs(), torch.zeros_like(x)).amax((-1, -2))
     e = torch.frexp(m).exponent
     return torch.where((m > 0) & torch.isfinite(m), e, torch.zeros_like(e))
