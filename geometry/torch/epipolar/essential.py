@@ -1,5 +1,10 @@
-"""Essential matrices for torch tensors: from F, the four pose candidates (Kornia's SVD
-decomposition), and the cheirality test — batched, sync-free.
+"""Essential matrices for torch tensors: from F (Kornia), the four pose candidates (Kornia's
+SVD decomposition), and the cheirality test — batched, sync-free.
+
+Own cheirality (:func:`recover_pose`), not Kornia's ``motion_from_essential_choose_solution``:
+the same pose and count on 10k problems, but ours is 15× faster on CPU (0.13 s vs 2.06 s,
+float64; Kornia triangulates every point for all four candidates by SVD) and keeps OpenCV's
+distance threshold and masks.
 
 Conventions as :mod:`geometry.essential`: ``E = K2ᵀ F K1``, ``X2 = R X1 + t``, ``|t| = 1``,
 ``E ∝ [t]ₓ R``; candidates ordered ``(R1, t), (R1, −t), (R2, t), (R2, −t)`` as OpenCV lists them
@@ -10,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from kornia.geometry.epipolar import decompose_essential_matrix as _k_decompose
 from kornia.geometry.epipolar import essential_from_fundamental as _k_e_from_f
 
 from ..common import (adjugate3, as_mask, as_matrix, as_points, broadcast_batch,
@@ -73,7 +79,7 @@ def rank2_ok(E: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(tr) & (tr > 0) & (m2 > tol * tr * tr)
 
 
-def _motion(E: torch.Tensor):
+def _motion(E: torch.Tensor):  # own: Kornia's decompose copies W host→device on every call
     """Kornia's ``motion_from_essential`` (SVD; ``U``, ``Vᵀ`` sign-fixed to det +1;
     ``R1 = U W Vᵀ``, ``R2 = U Wᵀ Vᵀ`` with ``W = [[0,-1,0],[1,0,0],[0,0,1]]``, ``t = U[:, 2]``;
     stacked ``[R1, R1, R2, R2] × [t, −t, t, −t]``) written with elementwise column operations,
@@ -109,13 +115,26 @@ def decompose_essential(E, *, chunk_size: int = 16384):
 
     Returns ``R (..., 4, 3, 3)`` (proper rotations) and ``t (..., 4, 3)`` (unit) in OpenCV's
     order ``(R1, t), (R1, −t), (R2, t), (R2, −t)`` with ``E ∝ [t]ₓ R`` for each (Kornia's
-    ``motion_from_essential`` algorithm). Which rotation comes first depends on the SVD's sign
-    choices, as in the numpy path and OpenCV; the set of four is the same. A rank < 2 ``E`` gives identity rotations and zero translations.
+    ``decompose_essential_matrix``: the numpy path's set to 2e-15 on 10k problems, as fast as our
+    own ``_motion``, which :func:`recover_pose` keeps because Kornia builds ``W`` with
+    ``torch.tensor``, a host→device copy per call). Which rotation comes first depends on the
+    SVD's sign choices, as in the numpy path and OpenCV; the set of four is the same. A rank < 2
+    ``E`` gives identity rotations and zero translations.
     """
     E = as_matrix("E", E, 3, 3)
     dt, batch = E.dtype, E.shape[:-2]
     E = scale_free(upcast(flat(E, len(batch), (3, 3))))[0]  # scale-free: no overflow
-    Rs, ts, _ = _decompose(E, chunk_size)
+    ok = rank2_ok(E)
+    eye = torch.eye(3, dtype=E.dtype, device=E.device)
+
+    def k(e):
+        R1, R2, t = _k_decompose(e)
+        t = t[..., 0]
+        return torch.stack([R1, R1, R2, R2], 1), torch.stack([t, -t, t, -t], 1)
+    Rs, ts = linalg_chunked(k, chunk_size, torch.where(ok[:, None, None], E, eye))
+    ts = ts / ts.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(E.dtype).tiny)
+    Rs = torch.where(ok[:, None, None, None], Rs, eye)
+    ts = torch.where(ok[:, None, None], ts, torch.zeros_like(ts))
     return Rs.reshape(batch + (4, 3, 3)).to(dt), ts.reshape(batch + (4, 3)).to(dt)
 
 

@@ -130,6 +130,8 @@ def _dlt_core(P, x, use, sw, xref):
     return X, valid, err, nv, pos
 
 
+# own DLT, not Kornia's triangulate_points: that has no world conditioning, masks or weights and
+# lands 1.35e-4 (relative) from numpy's points on 10k pairs (ours 2e-15), though 1.9x faster
 def triangulate_dlt(P, x, mask=None, weights=None) -> Triangulation:
     """Linear triangulation of ``N`` points seen by ``C`` cameras, differentiable.
 
