@@ -12,7 +12,7 @@ optimisation like the numpy path (``local_opt.py``: warm-started inverse iterati
 kept only where it does not raise the MSAC cost — and a homography degeneracy test.
 
 Differences from :func:`geometry.estimate_fundamental` (documented, by design): the stop is
-checked per block of 16 hypotheses, not per hypothesis, and ``max_iterations`` defaults to 128;
+checked per block of 16 hypotheses, not per hypothesis;
 the sampler is a different random stream, so outcomes agree with the numpy path on the problem
 level (same inliers / F within noise), not sample by sample. Whether a problem takes another
 block depends only on its own data, so results do not depend on the batch split.
@@ -37,6 +37,8 @@ MIN_PARALLAX = 3
 FINAL_REFIT_SCALE = 3.0
 ELEMENT_BUDGET = 1 << 19  # models × points scored per block (memory bound)
 BLOCK = 16  # hypotheses per problem between adaptive-stop checks
+LO_ROUNDS = 1  # rounds of (weighted 8-point, IRLS refits): a second changed the median rotation
+# error by < 0.02° on 6,000 benchmark problems (numpy's path also does one)
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,7 @@ def fundamental_core(x1, x2, use, threshold, max_iterations, seed, check_degener
         return torch.where(take[:, None, None], Fn, F), torch.where(take, c, cur)
     x1h = torch.cat([q[..., :2], torch.ones_like(q[..., :1])], -1)
     x2h = torch.cat([q[..., 2:], torch.ones_like(q[..., :1])], -1)
-    for _ in range(2):
+    for _ in range(LO_ROUNDS):
         band = _band(F, G, use, wide2)
         Fa, oka = eight_point_lo(q, band.to(dt), F)
         F, cur = accept(F, cur, Fa, oka & (band.sum(-1) >= MIN_INLIERS))
@@ -247,7 +249,7 @@ def fundamental_core(x1, x2, use, threshold, max_iterations, seed, check_degener
 
 
 def estimate_fundamental(x1, x2, mask=None, *, threshold: float = 3.0, confidence: float = 0.999,
-                         max_iterations: int = 128, seed: int = 0, check_degeneracy: bool = True,
+                         max_iterations: int = 1000, seed: int = 0, check_degeneracy: bool = True,
                          refine_iterations: int = 3, chunk_size: int = 16384) -> FundamentalResult:
     """Robust fundamental matrices for a batch of independent two-view problems (torch).
 
@@ -260,11 +262,12 @@ def estimate_fundamental(x1, x2, mask=None, *, threshold: float = 3.0, confidenc
         threshold: inlier threshold in pixels on the Sampson distance (not squared).
         confidence: RANSAC confidence for the adaptive stop, in (0, 1) (checked after each block
             of 16 hypotheses).
-        max_iterations: cap on minimal samples per problem (each gives up to three 7-point models).
+        max_iterations: cap on minimal samples per problem (each gives up to three 7-point models;
+            1000 as numpy: with the adaptive stop only hard problems get near it).
         seed: random seed; each problem's stream derives from ``seed`` and its own coordinates,
             so any batch split gives identical results (for one dtype).
         check_degeneracy: ``valid=False`` when one homography explains all but < 3 inliers.
-        refine_iterations: IRLS Sampson refits after each of the two 8-point refits.
+        refine_iterations: IRLS Sampson refits after the weighted 8-point refit.
         chunk_size: problems per chunk (bounds memory and keeps batched ``eigh``/``svd`` calls
             below cuSOLVER's ~32k-matrix limit).
     Returns:

@@ -47,7 +47,7 @@ def _pose_chunk(x1, x2, use, K1, K2, threshold, max_iterations, seed, check_dege
 
 
 def estimate_relative_pose(x1, x2, K1, K2, mask=None, *, threshold: float = 3.0,
-                           confidence: float = 0.999, max_iterations: int = 128, seed: int = 0,
+                           confidence: float = 0.999, max_iterations: int = 1000, seed: int = 0,
                            check_degeneracy: bool = True, distance_threshold: float = 50.0,
                            refine_iterations: int = 3,
                            chunk_size: int = 16384) -> RelativePoseResult:
