@@ -17,14 +17,22 @@ poses (:func:`learn.data.normalize_scale`: RMS joint distance from the pelvis = 
 
 - :func:`sample_pairs`: balanced pairs with their labels (NumPy, seeded).
 - :func:`flip_images`, :func:`gather_pairs`: the two image batches of a set of pairs (torch).
-- :class:`SyncNet`: shared :class:`learn.heatmap_net.Backbone`, an embedding, two pair heads.
-- :func:`pretext_loss`, :func:`train_pretext`, :func:`pretext_accuracy`.
+- :class:`SyncNet`: two-stream siamese network with late fusion (a shared
+  :class:`learn.heatmap_net.Backbone` and view encoder per stream, fused embeddings, two heads).
+- :func:`pretext_loss`, :func:`train_pretext` (a curriculum of pair sets, large offsets first),
+  :func:`pretext_accuracy`.
 - :func:`transfer_backbone`, :func:`finetune_pose`, :func:`evaluate_pose`,
-  :func:`choose_labelled`: the fine-tuning side.
+  :func:`choose_labelled`: the fine-tuning side, in :mod:`learn.pose_finetune` (re-exported).
+
+Why the pairs are drawn as they are (:mod:`learn.sync_diagnose`, README): in 4–12 frames most
+motions move the joints by less than a pixel of a 64-pixel crop, and a turn of the whole body
+looks exactly like another camera angle, so a classifier on perfect 2D keypoints only reaches
+56 % on such pairs. Offsets are therefore kept only where the pose moves vertically by a
+visible amount (``min_motion``, measured on the 2D detections, no 3D labels).
 """
 from __future__ import annotations
 
-import copy
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,11 +40,12 @@ import torch
 from torch import nn
 from torch.nn import functional as Fn
 
-from pose.metrics import n_mpjpe, pa_mpjpe
+from tqdm.auto import tqdm
 
-from .heatmap_net import Backbone, HeatmapNet, image_tensor
-from .losses import beta_for_labels, weighted_smooth_l1
-from .train import predict, seed_everything, to_tensor, train_loop
+from .heatmap_net import Backbone, ConvBlock, image_tensor
+from .pose_finetune import choose_labelled, evaluate_pose, finetune_pose, transfer_backbone
+from .sync_diagnose import offset_motion
+from .train import TrainHistory, seed_everything, to_tensor
 
 __all__ = ["PairSet", "sample_pairs", "flip_images", "gather_pairs", "SyncNet", "pretext_loss",
            "train_pretext", "pretext_accuracy", "transfer_backbone", "choose_labelled",
@@ -82,6 +91,7 @@ class PairSet:
 
 def sample_pairs(clip, num_pairs: int, *, num_cameras: int, frames=None, min_offset: int = 4,
                  max_offset: int = 12, sync_ratio: float = 0.5, flip_ratio: float = 0.5,
+                 keypoints=None, min_motion: float = 0.0, vertical_motion: bool = True,
                  seed: int = 0) -> PairSet:
     """Sample ``num_pairs`` labelled pairs of views.
 
@@ -95,10 +105,19 @@ def sample_pairs(clip, num_pairs: int, *, num_cameras: int, frames=None, min_off
             unsynchronised pair (either direction).
         sync_ratio: fraction of synchronised pairs; flip_ratio: fraction of pairs with one
             (random) view mirrored, drawn independently of ``sync``.
+        keypoints: optional ``(C, T, J, 2)`` crop-normalised 2D keypoints
+            (:func:`learn.sync_diagnose.crop_keypoints` of the detections; no 3D needed) with
+            ``min_motion``: an offset is allowed only where the pose moves by at least
+            ``min_motion`` crop sides (median over joints, mean over cameras,
+            :func:`learn.sync_diagnose.offset_motion`), so unsynchronised views differ
+            visibly. ``vertical_motion``: count the vertical displacement only (a turn of the
+            whole body looks like another camera angle and cannot reveal the offset).
+            Synchronised and unsynchronised pairs share the same anchors.
         seed: the same seed gives the same pairs.
     Returns:
         :class:`PairSet`. Anchors without any valid partner at the allowed offsets (clips
-        shorter than ``min_offset + 1``) are never drawn.
+        shorter than ``min_offset + 1``, near-static frames under ``min_motion``) are never
+        drawn.
     """
     clip = np.asarray(clip)
     if clip.ndim != 1 or clip.shape[0] < 1:
@@ -136,10 +155,17 @@ def sample_pairs(clip, num_pairs: int, *, num_cameras: int, frames=None, min_off
     inside = (cand >= 0) & (cand < T)
     cc = np.clip(cand, 0, T - 1)
     ok = inside & allowed[cc] & (clip[cc] == clip[idx][:, None])
+    if keypoints is not None:
+        kp = np.asarray(keypoints)
+        if kp.ndim != 4 or kp.shape[:2] != (num_cameras, T) or kp.shape[-1] != 2:
+            raise ValueError(f"keypoints: expected shape ({num_cameras}, {T}, J, 2), got shape "
+                             f"{kp.shape}")
+        mot = offset_motion(kp, clip, offs, vertical=vertical_motion)[idx]  # (n, 2K)
+        ok &= np.nan_to_num(mot, nan=-1.0) >= min_motion
     anchors_ok = ok.any(1)
     if not anchors_ok.any():
-        raise ValueError(f"frames/clip: no frame has a partner {min_offset}-{max_offset} frames "
-                         "away in its clip")
+        raise ValueError(f"frames/clip/min_motion: no frame has a partner {min_offset}-"
+                         f"{max_offset} frames away in its clip (moving >= {min_motion})")
     anchors, ok = idx[anchors_ok], ok[anchors_ok]
     rng = np.random.default_rng(seed)
     a = rng.integers(0, len(anchors), num_pairs)
@@ -178,43 +204,44 @@ def gather_pairs(images: torch.Tensor, batch: dict):
     return xa, xb
 
 
-class SyncNet(nn.Module):
-    """Siamese pair classifier on a shared :class:`learn.heatmap_net.Backbone`.
+def _down(cin, cout):
+    return [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout),
+            nn.ReLU()]
 
-    Each view ``(B, 3, S, S)`` (uint8, or floats from :func:`image_tensor`) → backbone features
-    ``(B, width, S/4, S/4)`` with the same weights for both views. The two feature maps are
-    fused symmetrically and position by position, ``[f_a + f_b, |f_a − f_b|]`` ``(B, 2·width,
-    S/4, S/4)``, so the head can compare the same image rows of both views (the rig's cameras
-    share the vertical: synchronised views show every joint at about the same crop height).
-    A fusion head (two stride-2 conv blocks, a linear layer) gives a pair embedding and two
-    linear heads the logits ``(B, 2)``: column 0 synchronised, column 1 flipped (one view
-    mirrored). Swapping the two views gives the same logits.
+
+class SyncNet(nn.Module):
+    """Two-stream siamese pair classifier with late fusion (Jenni & Favaro's design).
+
+    Each view ``(B, 3, S, S)`` (uint8, or floats from :func:`image_tensor`) goes through the same
+    stream: a :class:`learn.heatmap_net.Backbone` (features ``(B, width, S/4, S/4)``, the part
+    that transfers to the pose network), a residual block and two stride-2 convolutions to
+    ``(B, 2·width, S/16, S/16)``, flattened — so the embedding keeps *where* in the crop each
+    feature is (synchronised views show every joint at about the same crop height) — and a
+    linear layer to the view embedding ``e (B, embed)``. Late fusion: ``[e_a + e_b,
+    |e_a − e_b|]`` ``(B, 2·embed)``, then one MLP head per task gives the logits ``(B, 2)``:
+    column 0 synchronised, column 1 flipped (one view mirrored). Swapping the two views gives
+    the same logits.
 
     Args:
         width, blocks: backbone size (as :class:`learn.heatmap_net.HeatmapNet`, so its backbone
-            transfers). embed: pair-embedding size. size: input side ``S`` (multiple of 16).
+            transfers). embed: view-embedding size. size: input side ``S`` (multiple of 16).
     """
 
-    def __init__(self, width: int = 32, blocks: int = 2, embed: int = 128, size: int = 64):
+    def __init__(self, width: int = 32, blocks: int = 2, embed: int = 256, size: int = 64):
         super().__init__()
         if size % 16:
             raise ValueError(f"size: expected a multiple of 16, got {size}")
         self.size = size
         self.backbone = Backbone(width, blocks)
         w2 = 2 * width
+        self.encoder = nn.Sequential(ConvBlock(width), *_down(width, w2), *_down(w2, w2),
+                                     nn.Flatten(), nn.Linear(w2 * (size // 16) ** 2, embed),
+                                     nn.BatchNorm1d(embed), nn.ReLU())
 
-        def down(cin, cout):
-            return [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False),
-                    nn.BatchNorm2d(cout), nn.ReLU()]
-        self.fuse = nn.Sequential(*down(w2, w2), *down(w2, w2), nn.Flatten(),
-                                  nn.Linear(w2 * (size // 16) ** 2, embed),
-                                  nn.BatchNorm1d(embed), nn.ReLU())
-        rows = size // 4
-        self.fuse_rows = nn.Sequential(nn.Conv1d(w2, w2, 3, padding=1, bias=False),
-                                       nn.BatchNorm1d(w2), nn.ReLU(), nn.Flatten(),
-                                       nn.Linear(w2 * rows, embed), nn.BatchNorm1d(embed),
-                                       nn.ReLU())
-        self.heads = nn.Linear(2 * embed, 2)
+        def head():
+            return nn.Sequential(nn.Linear(2 * embed, embed), nn.BatchNorm1d(embed), nn.ReLU(),
+                                 nn.Linear(embed, 1))
+        self.sync_head, self.flip_head = head(), head()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, S, S)`` → backbone features ``(B, width, S/4, S/4)``."""
@@ -223,62 +250,107 @@ class SyncNet(nn.Module):
                              f"{tuple(x.shape)}")
         return self.backbone(image_tensor(x) if x.dtype == torch.uint8 else x)
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, S, S)`` → view embeddings ``(B, embed)`` (one stream)."""
+        return self.encoder(self.features(x))
+
     def forward(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
         """Views ``xa, xb (B, 3, S, S)`` → logits ``(B, 2)`` (sync, flip)."""
         if xa.shape != xb.shape:
             raise ValueError(f"xb: expected the shape of xa {tuple(xa.shape)}, got "
                              f"{tuple(xb.shape)}")
         B = xa.shape[0]
-        f = self.features(torch.cat([xa, xb], 0))       # one batch: shared BN statistics
-        fa, fb = f[:B], f[B:]
-        ra, rb = fa.mean(-1), fb.mean(-1)                # row profiles (B, width, S/4)
-        z = torch.cat([self.fuse(torch.cat([fa + fb, (fa - fb).abs()], 1)),
-                       self.fuse_rows(torch.cat([ra + rb, (ra - rb).abs()], 1))], -1)
-        return self.heads(z)
+        e = self.embed(torch.cat([xa, xb], 0))          # one batch: shared BN statistics
+        z = torch.cat([e[:B] + e[B:], (e[:B] - e[B:]).abs()], -1)
+        return torch.cat([self.sync_head(z), self.flip_head(z)], -1)
 
 
 def pretext_loss(logits: torch.Tensor, sync: torch.Tensor, flipped: torch.Tensor,
-                 flip_weight: float = 1.0) -> torch.Tensor:
-    """Binary cross-entropy of the sync logit ``logits[:, 0]`` against ``sync (B,)`` plus
-    ``flip_weight`` × that of ``logits[:, 1]`` against ``flipped (B,)`` (labels 0/1)."""
+                 flip_weight: float = 1.0, sync_weight: float = 1.0) -> torch.Tensor:
+    """``sync_weight`` × the binary cross-entropy of the sync logit ``logits[:, 0]`` against
+    ``sync (B,)`` plus ``flip_weight`` × that of ``logits[:, 1]`` against ``flipped (B,)``
+    (labels 0/1). A weight of 0 switches that task off (sync-only / flip-only pretexts)."""
     if logits.ndim != 2 or logits.shape[1] != 2:
         raise ValueError(f"logits: expected shape (B, 2), got {tuple(logits.shape)}")
     B = logits.shape[0]
     for name, v in (("sync", sync), ("flipped", flipped)):
         if tuple(v.shape) != (B,):
             raise ValueError(f"{name}: expected shape ({B},), got {tuple(v.shape)}")
+    if sync_weight < 0 or flip_weight < 0 or sync_weight + flip_weight <= 0:
+        raise ValueError(f"sync_weight/flip_weight: expected >= 0 and not both 0, got "
+                         f"{sync_weight}, {flip_weight}")
     bce = Fn.binary_cross_entropy_with_logits
-    return bce(logits[:, 0], sync.float()) + flip_weight * bce(logits[:, 1], flipped.float())
+    loss = logits.new_zeros(())
+    if sync_weight:
+        loss = loss + sync_weight * bce(logits[:, 0], sync.float())
+    if flip_weight:
+        loss = loss + flip_weight * bce(logits[:, 1], flipped.float())
+    return loss
 
 
-def train_pretext(model: SyncNet, images, pairs: PairSet, *, epochs: int = 1,
-                  batch_size: int = 32, lr: float = 2e-3, max_steps: int | None = None,
-                  seed: int = 0, device=None, progress: bool = True, desc: str = "sync"):
-    """Train ``model`` in place on ``pairs`` of ``images (C, T, 3, S, S)`` uint8 (array or
-    tensor) with :func:`pretext_loss` (Adam, cosine schedule, :func:`learn.train.train_loop`).
-    Returns the :class:`learn.train.TrainHistory`."""
+def train_pretext(model: SyncNet, images, pairs, *, batch_size: int = 32, lr: float = 2e-3,
+                  sync_weight: float = 1.0, flip_weight: float = 1.0, seed: int = 0,
+                  device=None, progress: bool = True, desc: str = "sync") -> TrainHistory:
+    """Train ``model`` in place on pairs of ``images (C, T, 3, S, S)`` uint8 (array or tensor)
+    with :func:`pretext_loss`.
+
+    ``pairs``: one :class:`PairSet` or a curriculum, a sequence of them trained in order (e.g.
+    large offsets first, then smaller ones); each is shuffled and gone through once in full
+    batches of ``batch_size`` (so ``Σ len(p) // batch_size`` steps). One Adam optimiser and
+    one cosine schedule (to ``lr / 20``) span all of them; gradients are clipped at norm 5.
+    Deterministic given ``seed`` (on CPU). Returns a :class:`learn.train.TrainHistory` with
+    ``step_loss`` and ``stage_steps`` (steps per curriculum stage)."""
     imgs = _image_stack(images, device)
     if model.size != imgs.shape[-1]:
         raise ValueError(f"images: expected side {model.size} (the model's), got "
                          f"{tuple(imgs.shape)}")
+    stages = [pairs] if isinstance(pairs, PairSet) else list(pairs)
+    if not stages or not all(isinstance(p, PairSet) for p in stages):
+        raise ValueError("pairs: expected a PairSet or a non-empty sequence of PairSets")
+    counts = [len(p) // batch_size for p in stages]
+    total = sum(counts)
+    if total < 1:
+        raise ValueError(f"pairs: fewer pairs than one batch of {batch_size}")
     gen = seed_everything(seed)
     model.to(device)
-
-    def loss_fn(m, b):
-        xa, xb = gather_pairs(imgs, b)
-        return pretext_loss(m(xa, xb), b["sync"], torch.maximum(b["flip_a"], b["flip_b"]))
-
-    return train_loop(model, loss_fn, pairs.tensors(device), epochs=epochs,
-                      batch_size=batch_size, lr=lr, generator=gen, desc=desc,
-                      progress=progress, max_steps=max_steps)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total, eta_min=lr / 20)
+    hist = TrainHistory(loss=[], step_loss=[], stage_steps=counts, seconds=0.0)
+    t0 = time.perf_counter()
+    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False, mininterval=1.0)
+    model.train()
+    for stage, n_steps in zip(stages, counts):
+        t = stage.tensors(device)
+        order = torch.randperm(len(stage), generator=gen).to(t["sync"].device)
+        losses = []
+        for k in range(n_steps):
+            b = {key: v[order[k * batch_size:(k + 1) * batch_size]] for key, v in t.items()}
+            xa, xb = gather_pairs(imgs, b)
+            loss = pretext_loss(model(xa, xb), b["sync"], torch.maximum(b["flip_a"], b["flip_b"]),
+                                flip_weight=flip_weight, sync_weight=sync_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            bar.update(1)
+        hist["step_loss"] += losses
+        hist["loss"].append(float(np.mean(losses)) if losses else float("nan"))
+    bar.close()
+    model.eval()
+    hist["seconds"] = time.perf_counter() - t0
+    return hist
 
 
 @torch.no_grad()
 def pretext_accuracy(model: SyncNet, images, pairs: PairSet, *, batch_size: int = 128,
-                     device=None) -> dict:
+                     device=None, details: bool = False) -> dict:
     """Accuracies of the two heads on ``pairs`` (threshold 0 on the logits): ``sync``,
     ``flip``, ``sync_on_sync`` / ``sync_on_offset`` (recall of each class), ``flip_on_sync``
-    (flip accuracy on the synchronised pairs) and ``num_pairs``."""
+    (flip accuracy on the synchronised pairs) and ``num_pairs``. ``details`` adds the per-pair
+    ``sync_correct`` and ``flip_correct`` ``(N,)`` bool arrays."""
     imgs = _image_stack(images, device)
     model.eval()
     t = pairs.tensors(device)
@@ -292,9 +364,12 @@ def pretext_accuracy(model: SyncNet, images, pairs: PairSet, *, batch_size: int 
 
     def mean(v):
         return float(v.mean()) if v.size else float("nan")
-    return dict(sync=mean(ok_s), flip=mean(ok_f), sync_on_sync=mean(ok_s[pairs.sync]),
-                sync_on_offset=mean(ok_s[~pairs.sync]), flip_on_sync=mean(ok_f[pairs.sync]),
-                num_pairs=len(pairs))
+    res = dict(sync=mean(ok_s), flip=mean(ok_f), sync_on_sync=mean(ok_s[pairs.sync]),
+               sync_on_offset=mean(ok_s[~pairs.sync]), flip_on_sync=mean(ok_f[pairs.sync]),
+               num_pairs=len(pairs))
+    if details:
+        res.update(sync_correct=ok_s, flip_correct=ok_f)
+    return res
 
 
 def _image_stack(images, device) -> torch.Tensor:
@@ -305,68 +380,3 @@ def _image_stack(images, device) -> torch.Tensor:
     return imgs
 
 
-def transfer_backbone(pretext: SyncNet, net: HeatmapNet) -> HeatmapNet:
-    """A copy of ``net`` whose backbone holds the weights of ``pretext``'s (same width/blocks
-    required); its 2D/3D heads keep their own initialisation."""
-    out = copy.deepcopy(net)
-    try:
-        out.backbone.load_state_dict(pretext.backbone.state_dict())
-    except RuntimeError as e:
-        raise ValueError(f"pretext: backbone does not match the pose network's ({e})") from e
-    return out
-
-
-def choose_labelled(candidates, budget: int, seed: int = 0) -> np.ndarray:
-    """``budget`` distinct indices drawn from ``candidates (n,)`` (sorted; seeded)."""
-    c = np.asarray(candidates)
-    if c.ndim != 1:
-        raise ValueError(f"candidates: expected shape (n,), got shape {c.shape}")
-    if not 1 <= budget <= c.size:
-        raise ValueError(f"budget: expected 1..{c.size}, got {budget}")
-    return np.sort(np.random.default_rng(seed).choice(c, budget, replace=False))
-
-
-def finetune_pose(net: HeatmapNet, images, targets, *, steps: int, batch_size: int = 32,
-                  lr: float = 2e-3, freeze_backbone: bool = False, seed: int = 0,
-                  device=None, progress: bool = True, desc: str = "finetune"):
-    """Train ``net.forward_3d`` in place on ``images (N, 3, S, S)`` uint8 with ``targets
-    (N, J, 3)`` (root-relative, scale-normalised camera-frame poses) by smooth-L1
-    (:func:`learn.losses.weighted_smooth_l1`, β from :func:`learn.losses.beta_for_labels`),
-    for ``steps`` optimiser steps (Adam, cosine schedule). ``freeze_backbone`` trains the 3D
-    head only (a linear-probe-like check of the features). Returns the
-    :class:`learn.train.TrainHistory`."""
-    y = np.asarray(targets, dtype=np.float64)
-    n = len(images)
-    if y.shape != (n, net.num_joints, 3):
-        raise ValueError(f"targets: expected shape ({n}, {net.num_joints}, 3), got shape "
-                         f"{y.shape}")
-    gen = seed_everything(seed)
-    net.to(device)
-    beta = beta_for_labels(y)
-    tens = {"img": to_tensor(images, device, torch.uint8), "y": to_tensor(y, device)}
-    params = [p for name, p in net.named_parameters()
-              if not (freeze_backbone and name.startswith("backbone."))]
-
-    def loss_fn(m, b):
-        return weighted_smooth_l1(m.forward_3d(b["img"]), b["y"], None, beta)
-
-    bs = min(batch_size, n)
-    epochs = -(-steps // max(1, n // bs)) + 1        # train_loop drops the last partial batch
-    return train_loop(net, loss_fn, tens, epochs=epochs, batch_size=bs, lr=lr,
-                      generator=gen, params=params, desc=desc, progress=progress,
-                      max_steps=steps)
-
-
-def evaluate_pose(net: HeatmapNet, images, truth, *, device=None) -> dict:
-    """N-MPJPE and PA-MPJPE (mm, means over poses) of ``net.forward_3d`` on ``images
-    (N, 3, S, S)`` against ``truth (N, J, 3)`` (camera frame, metres; root joint 0)."""
-    truth = np.asarray(truth, dtype=np.float64)
-    if truth.shape != (len(images), net.num_joints, 3):
-        raise ValueError(f"truth: expected shape ({len(images)}, {net.num_joints}, 3), got "
-                         f"shape {truth.shape}")
-    net.eval()
-    # predict() hands float32 copies of the uint8 pixels: normalise them as image_tensor does
-    pred = predict(lambda x: net.forward_3d(x / 127.5 - 1.0), images, batch_size=256,
-                   device=device)
-    return dict(n_mpjpe_mm=float(np.nanmean(n_mpjpe(pred, truth, root=0)) * 1000),
-                pa_mpjpe_mm=float(np.nanmean(pa_mpjpe(pred, truth)) * 1000))

@@ -1,10 +1,14 @@
-"""learn.sync_pretext: pair sampler labels, flips, SyncNet shapes/symmetry, training (loss
-decreases, determinism), backbone transfer and fine-tuning, ValueErrors."""
+"""learn.sync_pretext / learn.sync_diagnose: pair sampler labels and motion filter, keypoint
+crops and motion, the keypoint-level sync classifier on synthetic people, flips, SyncNet
+shapes/symmetry, training (loss decreases, curriculum, determinism), backbone transfer and
+fine-tuning, ValueErrors."""
 import numpy as np
 import pytest
 import torch
 
 from learn.heatmap_net import HeatmapNet
+from learn.sync_diagnose import (KeypointSyncNet, accuracy_by, crop_keypoints,
+                                 keypoint_sync_logits, offset_motion, train_keypoint_sync)
 from learn.sync_pretext import (PairSet, SyncNet, choose_labelled, evaluate_pose, finetune_pose,
                                 flip_images, gather_pairs, pretext_accuracy, pretext_loss,
                                 sample_pairs, train_pretext, transfer_backbone)
@@ -81,6 +85,83 @@ def test_sample_pairs_value_errors(kwargs, word):
         sample_pairs(**kwargs)
 
 
+def _moving_keypoints(C=3, lengths=(30, 20, 25), still=(10, 20)):
+    """Crop-normalised keypoints (C, T, 2, 2) whose 2 joints move vertically by 0.01 per frame
+    (the second joint fixed) except in frames ``still`` (a static stretch of clip 0)."""
+    T = sum(lengths)
+    y = 0.01 * np.arange(T, dtype=float)
+    y[still[0]:still[1]] = y[still[0]]
+    y[still[1]:] -= y[still[1]] - y[still[0]]
+    kp = np.zeros((C, T, 2, 2))
+    kp[:, :, 0, 1] = y
+    return kp
+
+
+def test_offset_motion_and_min_motion_filter():
+    clip = _clip()
+    kp = _moving_keypoints()
+    m = offset_motion(kp, clip, [-2, 3], vertical=True)
+    # median of |dy| over the two joints = half the moving joint's |dy|
+    np.testing.assert_allclose(m[0], [np.nan, 0.015])
+    np.testing.assert_allclose(m[12, 1], 0.0)                      # inside the static stretch
+    assert np.isnan(m[29, 1]) and np.isnan(m[30, 0])               # partners outside the clip
+    kp_x = kp[..., ::-1].copy()                                    # the same motion, sideways
+    np.testing.assert_allclose(offset_motion(kp_x, clip, [3])[0], [0.015])
+    np.testing.assert_allclose(offset_motion(kp_x, clip, [3], vertical=True)[0], [0.0])
+    p = sample_pairs(clip, 3000, num_cameras=3, min_offset=2, max_offset=4, keypoints=kp,
+                     min_motion=0.014, seed=0)
+    mot = offset_motion(kp, clip, np.arange(-4, 5), vertical=True)
+    off = p.offset[~p.sync]
+    assert np.all(mot[p.frame_a[~p.sync], off + 4] >= 0.014)
+    assert not np.any((p.frame_a >= 12) & (p.frame_a <= 17))       # static anchors never drawn
+    # 3-4 frame offsets only where 2 frames would not move enough: the filter is per offset
+    assert set(np.abs(off)) == {3, 4}
+    assert 0.45 < p.sync.mean() < 0.55
+    with pytest.raises(ValueError, match="keypoints"):
+        sample_pairs(clip, 5, num_cameras=2, keypoints=kp)
+    with pytest.raises(ValueError, match="min_motion"):
+        sample_pairs(clip, 5, num_cameras=3, keypoints=kp, min_motion=1.0)
+
+
+def test_crop_keypoints_matches_the_crop_box():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(100, 400, (5, 17, 2))
+    x[1, 3] = np.nan
+    k = crop_keypoints(x, margin=0.2)
+    side = np.nanmax(np.nanmax(x, 1) - np.nanmin(x, 1), -1) * 1.4
+    np.testing.assert_allclose(np.nanmax(np.abs(k), (1, 2)), 0.5 / 1.4)
+    np.testing.assert_allclose(k[0] * side[0] + 0.5 * (x[0].min(0) + x[0].max(0)), x[0])
+    assert np.isnan(k[1, 3]).all() and np.isfinite(k[1, 4]).all()
+    with pytest.raises(ValueError, match="x"):
+        crop_keypoints(x[..., :1])
+    with pytest.raises(ValueError, match="margin"):
+        crop_keypoints(x, margin=-1)
+
+
+def test_keypoint_sync_classifier_separates_synthetic_people():
+    """Synthetic people, two random-pose subjects: a classifier trained on one subject's
+    keypoint pairs tells synchronised from moving unsynchronised pairs of the other."""
+    from pose.synthetic import make_people
+    people = make_people(3, motions=("random", "walk"), frames_per_clip=60, seed=1)
+    kp = crop_keypoints(people.x_clean)
+    tr, te = np.flatnonzero(people.subject < 2), np.flatnonzero(people.subject == 2)
+    kw = dict(num_cameras=4, min_offset=8, max_offset=30, min_motion=0.02, flip_ratio=0.5)
+    ptr = sample_pairs(people.clip[tr], 4000, keypoints=kp[:, tr], seed=0, **kw)
+    pte = sample_pairs(people.clip[te], 1000, keypoints=kp[:, te], seed=1, **kw)
+    net = train_keypoint_sync(kp[:, tr], ptr, steps=150, batch_size=128, seed=0)
+    ok = (keypoint_sync_logits(net, kp[:, te], pte) > 0) == pte.sync
+    assert ok.mean() > 0.65                                      # chance 0.5
+    acc = accuracy_by(ok, pte.sync)
+    assert set(acc) == {False, True} and sum(n for _, n in acc.values()) == 1000
+    net2 = train_keypoint_sync(kp[:, tr], ptr, steps=150, batch_size=128, seed=0)
+    np.testing.assert_array_equal(keypoint_sync_logits(net2, kp[:, te], pte),
+                                  keypoint_sync_logits(net, kp[:, te], pte))
+    with pytest.raises(ValueError, match="ka"):
+        KeypointSyncNet()(torch.zeros(2, 16, 2), torch.zeros(2, 17, 2))
+    with pytest.raises(ValueError, match="groups"):
+        accuracy_by(ok, pte.sync[:5])
+
+
 # ---------------------------------------------------------------------------- flips, gather
 def test_flip_images_mirrors_only_flagged():
     x = torch.arange(2 * 1 * 2 * 3, dtype=torch.float32).reshape(2, 1, 2, 3)
@@ -134,6 +215,13 @@ def test_pretext_loss_values_and_errors():
         pretext_loss(torch.zeros(4, 3), y, y)
     with pytest.raises(ValueError, match="flipped"):
         pretext_loss(logits, y, y[:3])
+    # a weight of 0 switches a task off: only the other head's error counts
+    bad_flip = torch.tensor([[9.0, 9], [-9, -9]])
+    sy, fl = torch.tensor([1.0, 0]), torch.tensor([0.0, 1])
+    assert float(pretext_loss(bad_flip, sy, fl, flip_weight=0.0)) < 1e-3
+    assert float(pretext_loss(bad_flip, sy, fl, sync_weight=0.0)) > 8
+    with pytest.raises(ValueError, match="sync_weight"):
+        pretext_loss(logits, y, y, flip_weight=0.0, sync_weight=0.0)
 
 
 def _toy():
@@ -165,6 +253,18 @@ def test_train_pretext_fits_toy_pairs_and_is_deterministic():
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     _, h3, _, _ = _train_toy(1)
     assert h3["step_loss"] != h["step_loss"]
+
+
+def test_train_pretext_curriculum_stages():
+    img, pairs, big = _toy()
+    torch.manual_seed(0)
+    net = SyncNet(width=8, embed=16, size=SIZE)
+    h = train_pretext(net, img, [big, pairs], batch_size=16, seed=0, progress=False)
+    assert h["stage_steps"] == [45, 3] and len(h["step_loss"]) == 48 and len(h["loss"]) == 2
+    with pytest.raises(ValueError, match="pairs"):
+        train_pretext(net, img, [], progress=False)
+    with pytest.raises(ValueError, match="pairs"):
+        train_pretext(net, img, pairs, batch_size=64, progress=False)
 
 
 def test_train_pretext_rejects_wrong_image_size():
