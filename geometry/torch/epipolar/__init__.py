@@ -1,7 +1,8 @@
 """Two-view epipolar geometry on torch tensors (mirrors :mod:`geometry.epipolar`).
 
 Read first: ``relative_pose.py``, then ``fundamental_ransac.py`` (F-RANSAC over many problems in
-one call: own code, Kornia has no batched-over-problems RANSAC), ``fundamental.py`` and
+one call: own code, Kornia has no batched-over-problems RANSAC; its refits and degeneracy test
+in ``local_opt.py``), ``fundamental.py`` and
 ``essential.py`` (Kornia's ``kornia.geometry.epipolar`` where it has the op; each function says
 which, and why where our own code is kept).
 """
