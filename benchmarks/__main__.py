@@ -1,4 +1,4 @@
-"""``python -m benchmarks all|two_view|triangulation|rig|labels|synthetic|detect|torch_ransac [--quick] [--device cpu|cuda]``.
+"""``python -m benchmarks all|two_view|triangulation|rig|labels|synthetic|session|detect|torch_ransac [--quick] [--device cpu|cuda]``.
 
 Each benchmark is a module ``benchmarks/<name>.py`` with ``run(args) -> str`` (the markdown it
 printed); results go to ``--out`` (default ``results/benchmarks``) as markdown, JSON and PNG.
@@ -10,7 +10,8 @@ import importlib
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["two_view", "triangulation", "rig", "labels", "synthetic", "detect", "torch_ransac"]
+BENCHMARKS = ["two_view", "triangulation", "rig", "labels", "synthetic", "session", "detect",
+              "torch_ransac"]
 
 
 def main(argv=None) -> int:

@@ -40,7 +40,8 @@ from .triangulation import (MedianResult, MultiviewTriangulation, OptimalTriangu
                             vector_median)
 from .alignment import (Similarity, apply_similarity, rotation_aligning, scale_from_bone_lengths,
                         scale_from_height, umeyama, up_from_spine)
-from .rig import (BundleResult, FocalResult, RigReconstruction, TimeOffsets,
-                  WindowedRigReconstruction, apply_time_offsets, bundle_adjust,
-                  estimate_time_offsets, focal_from_fundamental, intrinsics_from_image_size,
-                  reconstruct_rig, reconstruct_rig_windowed)
+from .rig import (BundleResult, FocalResult, RigReconstruction, SessionCalibration, TimeOffsets,
+                  TrialLabels, WindowedRigReconstruction, apply_time_offsets, bundle_adjust,
+                  calibrate_session, estimate_time_offsets, focal_from_fundamental,
+                  intrinsics_from_image_size, reconstruct_rig, reconstruct_rig_windowed,
+                  reconstruct_session, select_frames, triangulate_session)

@@ -3,7 +3,9 @@
 ``epigeo reconstruct INPUT [--calib FILE] [--intrinsics-only] [--image-size W H] [--fps N]
 [--mode rig|window|frame] [--out DIR]`` and ``epigeo demo [--out DIR]``; ``epigeo detect VIDEO_DIR
 --out DIR`` (2D keypoints from camera videos, in ``cmd_detect.py``, which also lets INPUT be a
-folder of videos).
+folder of videos). INPUT may also be a session folder of trial folders (Pose2Sim's
+``session/participant/trial/pose/camXX_json``): one calibration from all trials, labels per trial
+(``session.py``).
 """
 from __future__ import annotations
 
@@ -125,6 +127,9 @@ def reconstruct(args) -> dict:
     from .pseudo_labels import make_pseudo_labels
     from .report import root_joints
 
+    from .session import find_trials
+    if find_trials(args.input):
+        return reconstruct_session(args)
     t0 = time.perf_counter()
     out = Path(args.out)
     det = load_detections(args.input, trim=args.trim, progress=not args.quiet,
@@ -181,6 +186,31 @@ def reconstruct(args) -> dict:
     return report
 
 
+def reconstruct_session(args) -> dict:
+    """``epigeo reconstruct SESSION``: one calibration from every trial folder, labels per trial
+    (:func:`learn.session.reconstruct_session_folder`); returns the session report."""
+    from .session import reconstruct_session_folder
+    if args.mode != "rig" or (args.calib and not args.intrinsics_only):
+        raise ValueError("INPUT: a session folder is calibrated once from all its trials (rig "
+                         "mode); use --calib with --intrinsics-only, or give one trial folder")
+    _log(f"session {args.input}: calibrating one rig from all its trials...")
+    rep = reconstruct_session_folder(
+        args.input, args.out, calib=args.calib, intrinsics_only=args.intrinsics_only,
+        image_size=args.image_size, focal=args.focal, min_confidence=args.min_confidence,
+        seed=args.seed, trim=args.trim, skeleton=args.skeleton, quiet=args.quiet)
+    for m in rep["messages"]:
+        _log(f"warning: {m}")
+    _log(f"{len(rep['trials'])} trials, {rep['frames']} frames: calibration "
+         f"{rep['calibration_seconds']:.1f} s, labelling {rep['labelling_seconds']:.1f} s")
+    if "against_calibration" in rep:
+        a = rep["against_calibration"]
+        _log(f"against {args.calib}: median relative rotation error {a['median_rotation_deg']:.2f}°"
+             f" (max {a['max_rotation_deg']:.2f}°)")
+    _log(f"wrote: {Path(args.out) / 'calibration.toml'}, {Path(args.out) / 'session_report.json'}"
+         f" and per-trial folders")
+    return rep
+
+
 def demo(args) -> dict:
     """Run ``epigeo demo``: synthetic people with ground truth, printed next to the oracle."""
     from .demo import run_demo
@@ -193,8 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("reconstruct", help="cameras, 3D poses and pseudo-labels from detections")
-    r.add_argument("input", help="OpenPose folders per camera, COCO JSON per camera, .npz, or "
-                                 "a folder of camera videos (detected first)")
+    r.add_argument("input", help="OpenPose folders per camera, COCO JSON per camera, .npz, "
+                                 "a folder of camera videos (detected first), or a session "
+                                 "folder of trial folders (calibrated once)")
     r.add_argument("--calib", help="Pose2Sim/anipose TOML: intrinsics (and reference extrinsics)")
     r.add_argument("--intrinsics-only", action="store_true",
                    help="use only K and distortion from --calib; estimate the extrinsics and "

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pose.io_atomic import atomic_path
 
-from .pseudo_labels import PseudoLabels
+if TYPE_CHECKING:
+    from .pseudo_labels import PseudoLabels
 
 __all__ = ["save_pseudo_labels", "load_pseudo_labels"]
 
@@ -37,6 +39,7 @@ def load_pseudo_labels(path) -> tuple[PseudoLabels, dict]:
     """Read a file written by :func:`save_pseudo_labels` → ``(labels, extras)`` (``x``,
     ``confidence`` when saved). A missing field or unreadable file raises ``ValueError`` naming
     the file (and the field)."""
+    from .pseudo_labels import PseudoLabels   # (that module re-exports this one's functions)
     path = Path(path)
     try:
         z = np.load(path, allow_pickle=False)

@@ -65,11 +65,9 @@ def _plain(v):
 
 
 def write_json(path, obj) -> Path:
-    """Write ``obj`` as JSON (numpy values converted, NaN/inf as null)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_plain(obj), indent=2))
-    return path
+    """Write ``obj`` as JSON (numpy values converted, NaN/inf as null), atomically."""
+    from pose.io_atomic import atomic_write_text
+    return atomic_write_text(path, json.dumps(_plain(obj), indent=2))
 
 
 def save_report_plots(out_dir, X, R, t, K, residuals, skeleton, image_size, *, frame=None) -> list:

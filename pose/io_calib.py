@@ -24,6 +24,8 @@ import numpy as np
 from geometry.camera import matrix_to_rodrigues, rodrigues_to_matrix
 from geometry.synthetic import Rig
 
+from .io_atomic import atomic_write_text
+
 try:  # Python >= 3.11
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10: the tomli backport, if installed
@@ -149,4 +151,4 @@ def write_calibration_toml(path, calib: Calibration | None = None, *, names=None
                   f"rotation = {_fmt(rv[i])}", f"translation = {_fmt(calib.t[i])}",
                   "fisheye = false", ""]
     lines += ["[metadata]", "adjusted = false", "error = 0.0", ""]
-    Path(path).write_text("\n".join(lines))
+    atomic_write_text(path, "\n".join(lines))
