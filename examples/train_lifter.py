@@ -7,6 +7,11 @@ pseudo-labels — each without and with the 3D-to-2D correction term — and eva
 N-MPJPE / MPJPE-after-Procrustes on the held-out subject's noisy detections.
 
     python examples/train_lifter.py --quick --report lifter.json --out runs/lifter
+    torchrun --nproc_per_node=2 examples/train_lifter.py --quick --threads 1   # data-parallel
+
+Under torchrun every rank builds the same data (same seed), the training is data-parallel
+(:mod:`learn.distributed`: DDP, a DistributedSampler, the global batch split over the ranks) and
+only rank 0 prints, writes checkpoints and the report.
 """
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ import torch
 from _common import base_parser, get_labels
 
 from learn.data import camera_frame, make_lifting_set
+from learn.distributed import (global_weighted_mean, init_distributed, is_main_process,
+                               shutdown)
 from learn.label_source import truth_labels
 from learn.lifter import Lifter
 from learn.losses import beta_for_labels, projection_consistency, weighted_smooth_l1
@@ -29,27 +36,38 @@ from pose.synthetic import make_people
 
 def train_one(train, test, *, correction: float, args, cfg, device, name):
     gen = seed_everything(args.seed)
+    dtype = getattr(torch, cfg.get("dtype", "float32"))
     model = Lifter(window=cfg["window"], hidden=cfg["hidden"], num_blocks=cfg["blocks"],
-                   dropout=cfg["dropout"]).to(device)
+                   dropout=cfg["dropout"]).to(device=device, dtype=dtype)
     beta = beta_for_labels(train.target)
-    tens = {k: to_tensor(getattr(train, k), device) for k in
+    tens = {k: to_tensor(getattr(train, k), device, dtype) for k in
             ("inputs", "x_norm", "confidence", "target", "weights")}
 
     def loss_fn(m, b):
+        # global_weighted_mean: under torchrun each rank's Σw·ℓ/Σw becomes its share of the
+        # global batch's weighted mean (identity in a single process)
         pred = m(b["inputs"])
-        loss = weighted_smooth_l1(pred, b["target"], b["weights"], beta)
+        loss = global_weighted_mean(weighted_smooth_l1(pred, b["target"], b["weights"], beta),
+                                    b["weights"].sum())
         if correction > 0:
-            loss = loss + correction * projection_consistency(pred, b["x_norm"],
-                                                              b["confidence"], beta=0.02)
+            loss = loss + correction * global_weighted_mean(
+                projection_consistency(pred, b["x_norm"], b["confidence"], beta=0.02),
+                b["confidence"].sum())
         return loss
 
     hist = train_loop(model, loss_fn, tens, epochs=cfg["epochs"], batch_size=cfg["batch"],
-                      lr=cfg["lr"], generator=gen, desc=name, progress=not args.no_progress)
+                      lr=cfg["lr"], generator=gen, desc=name, progress=not args.no_progress,
+                      max_steps=cfg.get("max_steps"))
     model.eval()
-    pred = predict(model, test.inputs, device=device)
+    pred = predict(model, test.inputs, device=device, dtype=dtype)
     if args.out:
         save_checkpoint(args.out / f"lifter_{name}.pt", model, config=cfg, name=name)
-    return pred, hist
+    return pred, hist, model
+
+
+def _log(*a, **k):
+    if is_main_process():
+        print(*a, **k)
 
 
 def main(argv=None):
@@ -58,7 +76,8 @@ def main(argv=None):
     p.add_argument("--correction", type=float, default=0.1, help="weight of the 3D-to-2D term")
     args = p.parse_args(argv)
     set_threads(args.threads)
-    device = get_device(args.device)
+    env = init_distributed(args.device)            # torchrun: process group; else unchanged
+    device = env.device if env.distributed else get_device(args.device)
     t_start = time.perf_counter()
     if args.quick:
         data_cfg = dict(num_subjects=4, frames_per_clip=80)
@@ -76,10 +95,10 @@ def main(argv=None):
     common = dict(clip=people.clip, window=args.window, dist=people.dist)
     test = make_lifting_set(people.x, rig.K, people.confidence, test_frames, truth=truth_cam,
                             **common)
-    print(f"data: {S} subjects x {len(people.motion_names)} motions x "
-          f"{data_cfg['frames_per_clip']} frames, {rig.num_cameras} cameras; "
-          f"train {int(train_frames.sum())} frames, test {int(test_frames.sum())} frames "
-          f"(held-out subject {S - 1}), device {device}")
+    _log(f"data: {S} subjects x {len(people.motion_names)} motions x "
+         f"{data_cfg['frames_per_clip']} frames, {rig.num_cameras} cameras; "
+         f"train {int(train_frames.sum())} frames, test {int(test_frames.sum())} frames "
+         f"(held-out subject {S - 1}), device {device}")
 
     sources = {"truth": truth_labels(people.X, rig.R, rig.t)}
     label_err = {}
@@ -95,8 +114,8 @@ def main(argv=None):
                                label_n_mpjpe_mm=float(np.nanmean(err)),
                                label_n_mpjpe_median_mm=float(np.nanmedian(err)),
                                geometry=lab.info)
-        print(f"{mode} labels: {lab.source}, N-MPJPE vs truth {np.nanmean(err):.1f} mm, "
-              f"valid {label_err[mode]['valid_fraction']:.1%}")
+        _log(f"{mode} labels: {lab.source}, N-MPJPE vs truth {np.nanmean(err):.1f} mm, "
+             f"valid {label_err[mode]['valid_fraction']:.1%}")
 
     mean_pose = None
     results = {}
@@ -110,15 +129,15 @@ def main(argv=None):
         if mean_pose is None:
             mean_pose = train.target.mean(0)
         name = f"{src}" + ("+correction" if corr > 0 else "")
-        pred, hist = train_one(train, test, correction=corr, args=args, cfg=cfg, device=device,
-                               name=name.replace("+", "_"))
+        pred, hist, _ = train_one(train, test, correction=corr, args=args, cfg=cfg,
+                                  device=device, name=name.replace("+", "_"))
         nm = float(np.nanmean(n_mpjpe(pred, test.truth, root=0)) * 1000)
         pa = float(np.nanmean(pa_mpjpe(pred, test.truth)) * 1000)
         results[name] = dict(n_mpjpe_mm=nm, pa_mpjpe_mm=pa, train_samples=len(train),
                              correction_weight=corr, final_loss=hist["loss"][-1],
                              first_loss=hist["loss"][0], train_seconds=hist["seconds"])
-        print(f"{name:18s} N-MPJPE {nm:6.1f} mm  PA-MPJPE {pa:6.1f} mm  "
-              f"({len(train)} samples, {hist['seconds']:.0f} s)")
+        _log(f"{name:18s} N-MPJPE {nm:6.1f} mm  PA-MPJPE {pa:6.1f} mm  "
+             f"({len(train)} samples, {hist['seconds']:.0f} s)")
     base = np.broadcast_to(mean_pose, test.truth.shape).astype(np.float64)
     base_nm = float(np.nanmean(n_mpjpe(base, test.truth, root=0)) * 1000)
     t = results["truth"]["n_mpjpe_mm"]
@@ -132,17 +151,18 @@ def main(argv=None):
         "mean_pose_baseline_n_mpjpe_mm": base_nm,
         "acceptance_rig_within_1.15x_truth": bool(results["rig"]["n_mpjpe_mm"] <= 1.15 * t),
     }
-    print(f"mean-pose baseline N-MPJPE {base_nm:.1f} mm; rig/truth = "
-          f"{summary['rig_over_truth']:.3f}, frame/truth = {summary['frame_over_truth']:.3f}; "
-          f"correction effect: rig {summary['rig_correction_effect_mm']:+.1f} mm, frame "
-          f"{summary['frame_correction_effect_mm']:+.1f} mm")
+    _log(f"mean-pose baseline N-MPJPE {base_nm:.1f} mm; rig/truth = "
+         f"{summary['rig_over_truth']:.3f}, frame/truth = {summary['frame_over_truth']:.3f}; "
+         f"correction effect: rig {summary['rig_correction_effect_mm']:+.1f} mm, frame "
+         f"{summary['frame_correction_effect_mm']:+.1f} mm")
     report = dict(example="train_lifter", quick=args.quick, seed=args.seed, device=str(device),
                   data=dict(data_cfg, held_out_subject=S - 1, test_samples=len(test)),
                   model=cfg, labels=label_err, results=results, summary=summary,
                   seconds=time.perf_counter() - t_start)
     if args.report:
         write_report(args.report, report)
-        print(f"report: {args.report}")
+        _log(f"report: {args.report}")
+    shutdown()
     return report
 
 

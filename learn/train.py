@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed as dist_utils
+
 __all__ = ["seed_everything", "get_device", "set_threads", "to_tensor", "minibatches",
            "train_loop", "predict", "save_checkpoint", "load_checkpoint", "write_report",
            "TrainHistory"]
@@ -71,6 +73,36 @@ def minibatches(num: int, batch_size: int, generator: torch.Generator | None = N
         yield idx[s:s + batch_size]
 
 
+class _Shards:
+    """The DDP side of :func:`train_loop`: the wrapped model and each rank's index batches."""
+
+    def __init__(self, model, n: int, batch_size: int, generator):
+        from torch.utils.data import DistributedSampler
+        w, r = dist_utils.world_size(), dist_utils.rank()
+        if batch_size % w:
+            raise ValueError(f"batch_size: the global batch {batch_size} must be divisible by "
+                             f"the {w} torchrun processes")
+        self.local = batch_size // w
+        # one integer from the shuffling generator (the same on every rank: same seed) seeds the
+        # sampler; each rank's own dropout stream is seeded from it and its rank
+        base = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator)) if generator \
+            is not None else 0
+        torch.manual_seed(base + 1 + r)
+        self.sampler = DistributedSampler(range(n), num_replicas=w, rank=r, shuffle=True,
+                                          seed=base, drop_last=n > batch_size)
+        self.drop_last = n > batch_size
+        m = len(self.sampler)
+        self.steps_per_epoch = max(1, m // self.local if self.drop_last else -(-m // self.local))
+        self.model = dist_utils.wrap_model(model)
+
+    def batches(self, epoch: int):
+        self.sampler.set_epoch(epoch)
+        idx = torch.tensor(list(iter(self.sampler)), dtype=torch.long)
+        stop = len(idx) - len(idx) % self.local if self.drop_last else len(idx)
+        for s in range(0, stop, self.local):
+            yield idx[s:s + self.local]
+
+
 class TrainHistory(dict):
     """``{"loss": [per-epoch mean], "step_loss": [...], "seconds": float}``."""
 
@@ -90,36 +122,50 @@ def train_loop(model: torch.nn.Module, loss_fn: Callable, tensors: dict, *, epoc
             all parameters requiring grad). ``lr_decay``: final lr = ``lr · lr_decay``.
         max_steps: stop early after this many optimiser steps.
         generator: shuffling generator (from :func:`seed_everything`).
+
+    Under ``torchrun`` (a process group started by :func:`learn.distributed.init_distributed`)
+    the model is wrapped in DistributedDataParallel with batch norm synchronised over the ranks,
+    the samples are sharded by a :class:`~torch.utils.data.DistributedSampler` seeded from
+    ``generator`` and reshuffled every epoch (``set_epoch``), each rank takes
+    ``batch_size / world_size`` samples of every global batch of ``batch_size`` (which must
+    divide evenly), the reported losses are means over all ranks and only rank 0 shows
+    progress. ``loss_fn`` then receives the DDP wrapper (call it like the model). Without a
+    process group nothing changes.
     Returns:
         :class:`TrainHistory` with per-epoch and per-step mean losses.
     """
     n = next(iter(tensors.values())).shape[0]
     params = [p for p in (model.parameters() if params is None else params) if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    steps_per_epoch = max(1, -(-n // batch_size))
+    shard = _Shards(model, n, batch_size, generator) if dist_utils.is_distributed() else None
+    net = shard.model if shard else model
+    steps_per_epoch = shard.steps_per_epoch if shard else max(1, -(-n // batch_size))
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps,
                                                                    epochs * steps_per_epoch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total, 1), eta_min=lr * lr_decay)
     hist = TrainHistory(loss=[], step_loss=[], seconds=0.0)
     t0 = time.perf_counter()
     step = 0
-    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False, mininterval=1.0)
+    bar = tqdm(total=total, desc=desc, disable=not progress or not dist_utils.is_main_process(),
+               leave=False, mininterval=1.0)
     model.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
         losses = []
-        for idx in minibatches(n, batch_size, generator, drop_last=n > batch_size):
+        batches = shard.batches(epoch) if shard else \
+            minibatches(n, batch_size, generator, drop_last=n > batch_size)
+        for idx in batches:
             if step >= total:
                 break
             dev_idx = idx.to(next(iter(tensors.values())).device)
             batch = {k: v[dev_idx] for k, v in tensors.items()}
-            loss = loss_fn(model, batch)
+            loss = loss_fn(net, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, grad_clip)
             opt.step()
             sched.step()
-            v = float(loss.detach())
+            v = float(dist_utils.all_reduce_mean(loss.detach()))
             losses.append(v)
             hist["step_loss"].append(v)
             step += 1
@@ -153,10 +199,13 @@ def predict(fn: Callable, inputs, batch_size: int = 512, device=None,
 
 
 def save_checkpoint(path, model: torch.nn.Module, **extra) -> Path:
-    """Save ``{"model": state_dict, **extra}`` to ``path`` (parents created)."""
+    """Save ``{"model": state_dict, **extra}`` to ``path`` (parents created). Under torchrun
+    only rank 0 writes (the weights are the same on every rank); a DDP wrapper is unwrapped."""
     path = Path(path)
+    if not dist_utils.is_main_process():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": model.state_dict(), **extra}, path)
+    torch.save({"model": dist_utils.unwrap_model(model).state_dict(), **extra}, path)
     return path
 
 
@@ -187,11 +236,14 @@ def _jsonable(v):
 
 def write_report(path, report: dict) -> Path:
     """Write ``report`` as indented JSON (NumPy values converted, non-finite → null), adding
-    the torch version, device and thread count under ``"environment"``."""
+    the torch version, device and thread count under ``"environment"``. Under torchrun only
+    rank 0 writes, and the environment names the world size."""
     path = Path(path)
+    if not dist_utils.is_main_process():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     env = {"torch": torch.__version__, "cuda": torch.cuda.is_available(),
            "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-           "date": time.strftime("%Y-%m-%d %H:%M")}
+           "date": time.strftime("%Y-%m-%d %H:%M"), "world_size": dist_utils.world_size()}
     path.write_text(json.dumps(_jsonable({**report, "environment": env}), indent=2))
     return path
