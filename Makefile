@@ -11,8 +11,11 @@ $(BIN)/python:
 	$(PIP) install -q --upgrade pip
 
 # Runtime only (numpy, scipy, numba, opencv): enough for the geometry and the demo.
+# ... then compile the Numba kernels into the on-disk cache, two groups in two processes, so
+# that the first call does not wait minutes for compilation (geometry/common/warmup.py).
 $(VENV)/.base: $(BIN)/python setup.py
 	$(PIP) install -q -e .
+	$(BIN)/python -m geometry.common.warmup --jobs 2
 	touch $@
 
 # Everything the tests need. torch first, pinned to the CPU wheel on local disk,
