@@ -72,7 +72,7 @@ def _align_cameras(det, names):
 def reconstruct_session_folder(session, out, *, calib=None, intrinsics_only: bool = False,
                                image_size=None, focal=None, min_confidence: float = 0.3,
                                seed: int = 0, trim: bool = False, skeleton=None,
-                               max_frames: int = 400, quiet: bool = True) -> dict:
+                               max_frames: int = 600, quiet: bool = True) -> dict:
     """Calibrate once from every trial of the session folder ``session`` and label every trial
     into ``out`` (see the module docstring). ``calib``: a Pose2Sim/anipose TOML path whose
     intrinsics (K, distortion) are used; with ``intrinsics_only`` its extrinsics are only

@@ -136,7 +136,7 @@ def _intrinsics(K, image_size, C, focal):
 
 
 def calibrate_session(trials, K=None, *, confidences=None, masks=None, image_size=None,
-                      focal=None, names=None, max_frames: int = 400, min_confidence: float = 0.0,
+                      focal=None, names=None, max_frames: int = 600, min_confidence: float = 0.0,
                       seed: int = 0, **rig_options) -> SessionCalibration:
     """Calibrate one static rig from every trial of a session.
 
