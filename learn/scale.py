@@ -1,0 +1,318 @@
+"""Many sessions at once: session labelling as Dask tasks (``epigeo reconstruct S1 S2 ...``).
+
+:func:`reconstruct_sessions` runs :func:`learn.session.reconstruct_session_folder` for each
+session folder, in this process (``workers=0``), on a ``distributed.LocalCluster`` of worker
+*processes* (``workers=N``, one thread each), or on any running cluster (``client=`` a
+``distributed.Client`` or a scheduler address such as ``"tcp://10.0.0.5:8786"`` from
+``dask scheduler`` / ``dask worker``, dask-jobqueue or Kubernetes). One task per session; the
+workers must see the session folders and ``out`` at the same paths (a shared file system) and
+have epigeo installed.
+
+Outputs: session ``S`` goes to ``out/<S's folder name>/`` (the layout of
+:func:`~learn.session.reconstruct_session_folder`, plus ``scale.json``: the inputs' fingerprint
+and the options). A task writes into ``out/.<name>.partial/`` and renames it onto
+``out/<name>/`` only when the session is complete, so a killed worker leaves no partial session
+under the final name (its staging folder is removed by the next run). A re-run skips sessions
+whose outputs are complete and valid (every file readable, same inputs, same options) unless
+``overwrite``. A failing session is reported with its path and error; the others finish.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["SessionOutcome", "ScaleRun", "reconstruct_sessions", "run_session",
+           "outputs_complete", "session_fingerprint", "write_synthetic_session"]
+
+
+@dataclass(frozen=True)
+class SessionOutcome:
+    """One session of a run: ``status`` ``"done"``, ``"skipped"`` (complete outputs found) or
+    ``"failed"`` (``error`` names the session and the cause); ``frames`` labelled (of the
+    stored outputs when skipped); ``seconds`` of the task; ``trials_skipped``: unreadable trials
+    the session went on without (named in ``error``); ``worker``: host:pid that ran it."""
+
+    session: str
+    out: str
+    status: str
+    frames: int = 0
+    seconds: float = 0.0
+    error: str = ""
+    trials_skipped: int = 0
+    worker: str = ""
+
+
+@dataclass
+class ScaleRun:
+    """All outcomes of :func:`reconstruct_sessions`, in the order of the sessions given;
+    ``seconds``: wall time of the run (cluster start-up excluded, in ``startup_seconds``)."""
+
+    outcomes: list = field(default_factory=list)
+    seconds: float = 0.0
+    startup_seconds: float = 0.0
+    workers: int = 0
+    scheduler: str = "in-process"
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def frames(self) -> int:
+        """Frames labelled in this run (skipped sessions not counted)."""
+        return sum(o.frames for o in self.outcomes if o.status == "done")
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def table(self) -> str:
+        """The end-of-run summary: one row per session, then totals."""
+        from .tables import format_table
+        rows = [{"session": o.session, "status": o.status, "frames": o.frames,
+                 "seconds": round(o.seconds, 2), "trials skipped": o.trials_skipped,
+                 "worker": o.worker} for o in self.outcomes]
+        total = (f"sessions: {self.count('done')} done, {self.count('failed')} failed, "
+                 f"{self.count('skipped')} skipped; {self.frames} frames in "
+                 f"{self.seconds:.1f} s = {self.frames_per_s:.1f} frames/s "
+                 f"({self.scheduler}, {self.workers or 'no'} workers)")
+        errors = [o.error for o in self.outcomes if o.error]     # each names its session
+        return "\n".join([format_table(rows), total] + errors)
+
+
+def session_fingerprint(session) -> dict:
+    """``{"files", "bytes", "mtime_ns"}`` of every file under ``session``: a changed, added or
+    removed input file changes it."""
+    n = size = newest = 0
+    for root, dirs, files in os.walk(session):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in files:
+            st = os.stat(os.path.join(root, f))
+            n, size, newest = n + 1, size + st.st_size, max(newest, st.st_mtime_ns)
+    return {"files": n, "bytes": size, "mtime_ns": newest}
+
+
+def _options_key(options: dict) -> dict:
+    """``options`` as stored in ``scale.json`` (JSON types; a calibration file by its hash)."""
+    key = json.loads(json.dumps({k: options[k] for k in sorted(options) if k != "quiet"},
+                                default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
+    if options.get("calib"):
+        key["calib_sha1"] = hashlib.sha1(Path(options["calib"]).read_bytes()).hexdigest()
+    return key
+
+
+def outputs_complete(session, dest, options: dict) -> tuple[bool, int]:
+    """Whether ``dest`` holds the complete, valid outputs of ``session`` made with ``options``
+    from the session's current files; returns ``(complete, frames)``. Every file is opened:
+    ``scale.json`` (same fingerprint and options), ``session_report.json``,
+    ``calibration.toml`` and each labelled trial's ``pseudo_labels.npz`` and ``report.json``."""
+    import pose
+    from .label_files import load_pseudo_labels
+
+    dest = Path(dest)
+    try:
+        manifest = json.loads((dest / "scale.json").read_text())
+        report = json.loads((dest / "session_report.json").read_text())
+        if manifest.get("session") != str(Path(session).resolve()) or \
+                manifest.get("options") != _options_key(options) or \
+                manifest.get("fingerprint") != session_fingerprint(session):
+            return False, 0
+        pose.read_calibration_toml(dest / "calibration.toml")
+        for trial in report["trials"]:            # the trials that were read and labelled
+            load_pseudo_labels(dest / trial / "pseudo_labels.npz")
+            json.loads((dest / trial / "report.json").read_text())
+        return True, int(report["frames"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False, 0
+
+
+def _swap_in(staging: Path, dest: Path) -> None:
+    """Rename the finished ``staging`` folder onto ``dest`` (an old ``dest`` is moved aside
+    first and then deleted)."""
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(staging, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def run_session(session, dest, options: dict, overwrite: bool = False) -> dict:
+    """One task: label ``session`` into ``dest`` unless complete outputs are there already.
+
+    Runs :func:`learn.session.reconstruct_session_folder` (``**options``) into the staging
+    folder ``dest.parent/.<dest.name>.partial`` (a leftover one from a killed run is deleted
+    first) and renames it onto ``dest`` once everything, ``scale.json`` last, is written.
+    Returns ``{"status", "frames", "seconds", "trials_skipped", "skipped_trials", "worker"}``;
+    errors propagate (the staging folder is removed)."""
+    from pose.io_atomic import atomic_write_text
+    from .session import reconstruct_session_folder
+
+    t0 = time.perf_counter()
+    session, dest = Path(session), Path(dest)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    if not overwrite:
+        done, frames = outputs_complete(session, dest, options)
+        if done:
+            return {"status": "skipped", "frames": frames, "seconds": time.perf_counter() - t0,
+                    "trials_skipped": 0, "skipped_trials": {}, "worker": worker}
+    if not session.is_dir():
+        raise ValueError(f"SESSION: {session} is not a folder")
+    staging = dest.with_name(f".{dest.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        fingerprint = session_fingerprint(session)
+        report = reconstruct_session_folder(session, staging, **options)
+        atomic_write_text(staging / "scale.json", json.dumps(
+            {"session": str(session.resolve()), "fingerprint": fingerprint,
+             "options": _options_key(options), "frames": int(report["frames"])}, indent=1))
+        _swap_in(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    failed = dict(report.get("failed", {}))
+    return {"status": "done", "frames": int(report["frames"]),
+            "seconds": time.perf_counter() - t0, "trials_skipped": len(failed),
+            "skipped_trials": failed, "worker": worker}
+
+
+def _outcome(session, dest, result=None, exc=None, seconds=0.0) -> SessionOutcome:
+    if exc is not None:
+        msg = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        if str(session) not in msg:
+            msg = f"{session}: {msg}"
+        return SessionOutcome(str(session), str(dest), "failed", seconds=seconds, error=msg)
+    err = "; ".join(f"trial {k} skipped: {v}" for k, v in result["skipped_trials"].items())
+    return SessionOutcome(str(session), str(dest), result["status"], result["frames"],
+                          result["seconds"], err, result["trials_skipped"], result["worker"])
+
+
+def _client_for(client, workers: int, threads_per_worker: int):
+    """``(client, cluster_or_None, owned)`` for the requested scheduler."""
+    import logging
+
+    from distributed import Client, LocalCluster
+    if client is not None and not isinstance(client, str):
+        return client, None, False
+    if isinstance(client, str):
+        try:
+            return Client(client, timeout="20s"), None, True
+        except OSError as exc:
+            raise ValueError(f"--scheduler: no Dask scheduler answers at {client} ({exc})") \
+                from None
+    env = {"NUMBA_NUM_THREADS": str(threads_per_worker), "OMP_NUM_THREADS":
+           str(threads_per_worker)}
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR, env=env)
+    return Client(cluster), cluster, True
+
+
+def reconstruct_sessions(sessions, out, *, client=None, workers: int | None = None,
+                         threads_per_worker: int = 1, overwrite: bool = False,
+                         progress: bool = False, **options) -> ScaleRun:
+    """Label many session folders; one Dask task per session.
+
+    Args:
+        sessions: session folders (see :mod:`learn.session`); each goes to
+            ``out/<folder name>`` (two sessions with the same folder name: ValueError).
+        client: a ``distributed.Client``, a scheduler address (str), or ``None``: then
+            ``workers`` > 0 starts a ``LocalCluster`` of that many worker processes (closed at
+            the end), and ``workers`` 0 runs in this process (one session after the other).
+            Default (``None``, ``None``): a LocalCluster with one worker per CPU core.
+        threads_per_worker: Numba/OpenMP threads of each LocalCluster worker process.
+        overwrite: redo sessions whose outputs are complete.
+        progress: show a Dask progress bar on the client (a tqdm bar in-process).
+        **options: passed to :func:`learn.session.reconstruct_session_folder`
+            (``image_size``, ``calib``, ``seed``, ...).
+    Returns:
+        :class:`ScaleRun` (per-session :class:`SessionOutcome`; a failure never raises).
+    """
+    sessions = [Path(s) for s in sessions]
+    if not sessions:
+        raise ValueError("SESSION: give at least one session folder")
+    out = Path(out)
+    dests = [out / (s.resolve().name or "session") for s in sessions]
+    seen = {}
+    for s, d in zip(sessions, dests):
+        if d in seen:
+            raise ValueError(f"SESSION: {seen[d]} and {s} would both write to {d}; rename one "
+                             "folder or run them with different --out")
+        seen[d] = s
+    options = {"quiet": True, **options}
+    if client is None and workers is None:
+        workers = os.cpu_count() or 1
+    run = ScaleRun(workers=0 if client is None and not workers else (workers or 0))
+    if client is None and not workers:
+        from tqdm import tqdm
+        t0 = time.perf_counter()
+        for s, d in tqdm(list(zip(sessions, dests)), desc="sessions", disable=not progress):
+            t1 = time.perf_counter()
+            try:
+                run.outcomes.append(_outcome(s, d, run_session(s, d, options, overwrite)))
+            except Exception as exc:  # noqa: BLE001 - reported per session, the others go on
+                run.outcomes.append(_outcome(s, d, exc=exc, seconds=time.perf_counter() - t1))
+        run.seconds = time.perf_counter() - t0
+        return run
+    t0 = time.perf_counter()
+    cl, cluster, owned = _client_for(client, workers or 0, threads_per_worker)
+    try:
+        run.startup_seconds = time.perf_counter() - t0
+        run.scheduler = "LocalCluster" if cluster is not None else str(cl.scheduler.address)
+        run.workers = len(cl.scheduler_info(n_workers=-1)["workers"]) if cluster is None \
+            else workers
+        t0 = time.perf_counter()
+        tag = uuid.uuid4().hex[:8]      # fresh keys: never the cached result of an earlier run
+        futures = [cl.submit(run_session, s, d, options, overwrite, pure=False,
+                             key=f"epigeo-session-{d.name}-{tag}-{i}")
+                   for i, (s, d) in enumerate(zip(sessions, dests))]
+        if progress:
+            from distributed import progress as dask_progress
+            dask_progress(futures)
+        for s, d, f in zip(sessions, dests, futures):
+            try:
+                run.outcomes.append(_outcome(s, d, f.result()))
+            except Exception as exc:  # noqa: BLE001 - KilledWorker, ValueError, ...
+                run.outcomes.append(_outcome(s, d, exc=exc))
+        run.seconds = time.perf_counter() - t0
+    finally:
+        if owned:
+            cl.close()
+            if cluster is not None:
+                cluster.close()
+    return run
+
+
+def write_synthetic_session(folder, *, trials: int = 2, frames: int = 60, cameras: int = 4,
+                            noise_px: float = 2.0, seed: int = 0) -> Path:
+    """A synthetic session on disk for tests, benchmarks and trying a cluster out: ``folder/
+    participant/trial_<i>/pose/camXX_json/trial_<i>_<frame:012d>_keypoints.json`` (Pose2Sim's
+    layout; OpenPose JSON, 17 Human3.6M joints, one person, confidence 0.9) filmed by a
+    1000×1000 px 4-camera ring (:func:`pose.make_people_rig`) with ``noise_px`` Gaussian
+    detector noise; motions from :data:`pose.motion.MOTIONS`. Deterministic in ``seed``.
+    Returns ``folder``."""
+    import pose
+    from pose.motion import MOTIONS, make_motion
+
+    rng = np.random.default_rng(seed)
+    rig = pose.make_people_rig("h36m", cameras, seed=seed)
+    folder = Path(folder)
+    for i in range(trials):
+        X = make_motion(MOTIONS[(seed + i) % len(MOTIONS)], frames, seed=seed * 1000 + i)
+        X = X - np.array([*X[:, 0, :2].mean(0), 0.0]) + np.array([*rng.uniform(-1, 1, 2), 0.0])
+        x = rig.project(X) + rng.normal(0, noise_px, (cameras, frames, X.shape[1], 2))
+        kp = np.concatenate([x, np.full(x.shape[:-1] + (1,), 0.9)], -1)
+        trial = f"trial_{i + 1}"
+        for c in range(cameras):
+            d = folder / "participant" / trial / "pose" / f"cam{c + 1:02d}_json"
+            d.mkdir(parents=True, exist_ok=True)
+            for t in range(frames):
+                pose.write_openpose_json(d / f"{trial}_{t:012d}_keypoints.json", kp[c, t][None])
+    return folder
