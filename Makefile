@@ -22,7 +22,7 @@ $(VENV)/.base: $(BIN)/python setup.py
 # so that kornia's unpinned torch requirement never pulls a CUDA build.
 $(VENV)/.full: $(VENV)/.base
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[gpu,dev,detect]"
+	$(PIP) install -q -e ".[gpu,dev,detect,dask]"
 	touch $@
 
 demo: $(VENV)/.base

@@ -23,6 +23,8 @@ setup(
         "dev": ["pytest>=7", "hypothesis>=6", "onnx"],   # onnx: torch.onnx.export in tests
         # pose.detect's backends: LiteRT for BlazePose (.tflite), onnxruntime for ONNX models
         "detect": ["ai-edge-litert", "onnxruntime"],
+        # learn.scale: sessions as tasks on a Dask LocalCluster or any Dask cluster
+        "dask": ["dask[distributed]"],
     },
     entry_points={"console_scripts": ["epigeo=learn.cli:main"]},
 )
