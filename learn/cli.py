@@ -6,6 +6,13 @@
 folder of videos). INPUT may also be a session folder of trial folders (Pose2Sim's
 ``session/participant/trial/pose/camXX_json``): one calibration from all trials, labels per trial
 (``session.py``).
+
+Exit codes: 0 success (warnings, if any, on stderr and in report.json); 2 bad input or
+arguments (the message names the file, camera or option); 3 unusable result (no reconstruction,
+or fewer than two usable cameras: nothing written, --out left as it was); 130 interrupted
+(Ctrl-C: --out holds the previous complete outputs or the new complete ones). A run replaces
+its own kind of files in --out (pseudo_labels.npz, reconstruction.npz, calibration.toml, the
+PNGs, report.json) as one set and says which stale ones it removed.
 """
 from __future__ import annotations
 
@@ -52,35 +59,62 @@ def _match_cameras(calib, names):
     return calib
 
 
-def _prepare(det, calib, intrinsics_only, image_size, focal):
-    """Undistorted pixels, confidences, K (``None`` = unknown: estimated by the rig from the
-    image size), the image sizes and the calibration matched to the input's cameras."""
-    import geometry as geo
+class UnusableResult(Exception):
+    """The run finished but its result cannot be used (exit code 3); nothing was written."""
 
-    x, conf = det.x, det.confidence
-    C = x.shape[0]
+
+#: exit codes of ``epigeo`` (also in the command's help)
+EXIT_OK, EXIT_BAD_INPUT, EXIT_UNUSABLE, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+
+def _warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+
+def _prepare(det, calib, intrinsics_only, image_size, focal):
+    """Sanity-checked detections, undistorted pixels, confidences, K (``None`` = unknown:
+    estimated by the rig from the image size), the image sizes, the calibration matched to the
+    input's cameras and the sanity checks' messages (:func:`learn.inputs.sanitize_keypoints`)."""
+    import dataclasses
+
+    import geometry as geo
+    from .inputs import sanitize_keypoints
+
+    C = det.keypoints.shape[0]
     if calib is not None:
         calib = _match_cameras(calib, det.camera_names)
+        sizes = [tuple(s) for s in calib.image_size]
+    else:
+        image_size = image_size or det.image_size
+        if image_size is None:
+            raise ValueError("--image-size: without --calib give the image size (width height) "
+                             "so that the intrinsics can be guessed")
+        sizes = [tuple(image_size)] * C
+    kp, notes = sanitize_keypoints(det.keypoints, det.camera_names, np.array(sizes, np.float64))
+    det = dataclasses.replace(det, keypoints=kp)
+    x, conf = det.x, det.confidence
+    if calib is not None:
         for c in range(C):
             x[c] = geo.undistort_points(x[c], calib.K[c], calib.dist[c])
-        return x, conf, calib.K.copy(), [tuple(s) for s in calib.image_size], calib
-    image_size = image_size or det.image_size
-    if image_size is None:
-        raise ValueError("--image-size: without --calib give the image size (width height) so "
-                         "that the intrinsics can be guessed")
-    return x, conf, None, [tuple(image_size)] * C, None
+        return det, x, conf, calib.K.copy(), sizes, calib, notes
+    return det, x, conf, None, sizes, None, notes
 
 
 def _write_outputs(out, args, det, x, conf, labels, skeleton, sizes, calib, mode, t0,
-                   written) -> dict:
-    """Write pseudo-labels, reconstruction, calibration TOML, plots and ``report.json``;
-    appends each path to ``written`` as soon as it exists. Returns the report dictionary."""
+                   written, extra) -> dict:
+    """Write pseudo-labels, reconstruction, calibration TOML (registered, consistent cameras
+    only), plots and ``report.json`` (last, with the SHA-256 of the others) into ``out`` (a
+    staging folder, :mod:`learn.out_folder`); appends each path to ``written``. Returns the
+    report dictionary."""
     import pose
+    from pose.io_atomic import atomic_path
+    from .out_folder import file_digests
     from .pseudo_labels import save_pseudo_labels
     from .report import camera_pair_errors, save_report_plots, summarize_pair_errors, write_json
 
     C, T, J = x.shape[:3]
-    out.mkdir(parents=True, exist_ok=True)
+    used = np.array([r["used"] for r in extra["cameras"]], bool) if extra["cameras"] \
+        else np.ones(C, bool)
     written.append(save_pseudo_labels(out / "pseudo_labels.npz", labels, x=x, confidence=conf))
     residuals = labels.residuals
     data = pose.ProjectData(K=labels.K, dist=np.zeros((C, 5)), R=labels.R, t=labels.t,
@@ -91,40 +125,106 @@ def _write_outputs(out, args, det, x, conf, labels, skeleton, sizes, calib, mode
                             skeleton=skeleton.name if skeleton else "",
                             fps=float(args.fps or 0.0), X=labels.X,
                             quality={"residuals": np.nan_to_num(residuals, nan=-1.0),
-                                     "weights": labels.weights})
-    pose.save_project_npz(out / "reconstruction.npz", data)
+                                     "weights": labels.weights, "camera_used": used})
+    with atomic_path(out / "reconstruction.npz") as tmp:
+        pose.save_project_npz(tmp, data)
     written.append(out / "reconstruction.npz")
     if mode != "frame":
-        pose.write_calibration_toml(out / "calibration.toml", names=det.camera_names,
-                                    image_size=np.array(sizes), K=labels.K,
-                                    dist=np.zeros((C, 4)), R=labels.R, t=labels.t)
+        keep = np.flatnonzero(used)
+        pose.write_calibration_toml(out / "calibration.toml",
+                                    names=[det.camera_names[c] for c in keep],
+                                    image_size=np.array(sizes)[keep], K=labels.K[keep],
+                                    dist=np.zeros((keep.size, 4)), R=labels.R[keep],
+                                    t=labels.t[keep])
         written.append(out / "calibration.toml")
+    metric = labels.units == "metric" and (mode == "calibrated" or labels.info.get("metric"))
     report = {"input": str(args.input), "cameras": list(det.camera_names), "frames": T,
               "joints": J, "mode": mode, "skeleton": skeleton.name if skeleton else "",
-              "summary": labels.info}
+              "units": "m" if metric else "median camera distance", "summary": labels.info,
+              "camera_quality": extra["cameras"], "warnings": extra["warnings"],
+              "usable": True}
+    if "frame_mode_check" in extra:
+        report["frame_mode_check"] = extra["frame_mode_check"]
     finite = residuals[np.isfinite(residuals)]
     if finite.size:
         report["reprojection_px"] = {"median": float(np.median(finite)),
                                      "p90": float(np.percentile(finite, 90))}
     if calib is not None and mode not in ("frame", "calibrated"):
-        pairs = camera_pair_errors(labels.R, labels.t, calib.R, calib.t)
+        keep = np.flatnonzero(used)
+        pairs = camera_pair_errors(labels.R[keep], labels.t[keep], calib.R[keep], calib.t[keep])
+        for p in pairs:   # name the cameras by their input index
+            i, j = (int(v) for v in p["pair"].split("-"))
+            p["pair"] = f"{keep[i]}-{keep[j]}"
         report["against_calibration"] = {"pairs": pairs, **summarize_pair_errors(pairs)}
     if skeleton is not None and mode != "frame":
         try:
             written += save_report_plots(out, labels.X, labels.R, labels.t, labels.K, residuals,
-                                         skeleton, sizes[0])
+                                         skeleton, sizes[0], metric=bool(metric), cameras=used)
         except ValueError as exc:  # a plot is not worth failing the run for; say so
-            _log(f"warning: plots skipped ({exc})")
+            _warn(f"plots skipped ({exc})")
+        try:   # report.html: tables, plots, video frames, 3D view (learn.html_report)
+            from .html_report import write_run_report
+            written.append(write_run_report(out, args, det, labels, skeleton, sizes, report,
+                                            metric=bool(metric), used=used,
+                                            dist=None if calib is None else calib.dist))
+        except (ValueError, ImportError) as exc:
+            _warn(f"report.html skipped ({exc})")
     report["seconds"] = time.perf_counter() - t0
+    report["outputs_sha256"] = file_digests(out, [p.name for p in written])
     written.append(write_json(out / "report.json", report))
     return report
 
 
+def _label(args, det, x, conf, K, sizes, calib, mode, root):
+    """Pseudo-labels with the per-camera checks (:func:`learn.quality.label_with_camera_checks`)
+    and, in ``frame`` mode, the comparison with a ``rig`` reconstruction. Returns ``(labels,
+    extra)``: ``extra`` holds ``cameras`` (per-camera rows), ``warnings`` and, in frame mode,
+    ``frame_mode_check``."""
+    import geometry as geo
+    from .pseudo_labels import make_pseudo_labels
+    from .quality import frame_mode_check, label_with_camera_checks, usable
+
+    C = x.shape[0]
+    fixed = mode == "calibrated"
+    K_full = K if K is not None else np.broadcast_to(
+        geo.intrinsics_from_image_size(sizes[0]), (C, 3, 3)).copy()
+
+    def run(keep, how=mode):
+        return make_pseudo_labels(
+            x[keep], None if K is None else K[keep], conf[keep], mode=how, root=root,
+            min_confidence=args.min_confidence, seed=args.seed,
+            units="metric" if fixed else "normalized", image_size=sizes[0],
+            rig_options={"focal": args.focal} if (K is None and args.focal) else None,
+            cameras=(calib.R[keep], calib.t[keep]) if fixed else None)
+
+    labels, rows, msgs = label_with_camera_checks(run, det.camera_names, K_full,
+                                                  check=mode != "frame")
+    extra = {"cameras": rows, "warnings": list(msgs)}
+    if mode == "window" and labels.info.get("windows_rejected"):
+        extra["warnings"].append(
+            f"{labels.info['windows_rejected']} of {labels.info.get('windows', '?')} windows "
+            "rejected (cameras inconsistent with the neighbouring windows, or reprojection "
+            "error above twice the median); their frames use the nearest valid window")
+    if mode == "frame" and usable(labels):
+        ref = run(list(range(C)), "rig")
+        chk = frame_mode_check(labels, ref) if usable(ref) else \
+            {"worse_than_mean_pose": None, "note": "no rig reconstruction to compare with"}
+        extra["frame_mode_check"] = chk
+        if chk["worse_than_mean_pose"]:
+            extra["warnings"].append(
+                "frame mode's labels are worse than predicting the mean pose (N-MPJPE against "
+                f"a rig-mode reconstruction of the same detections: {chk['frame_vs_rig']:.3f} "
+                f"vs {chk['mean_pose_vs_rig']:.3f} for the mean pose); use --mode rig")
+    return labels, extra
+
+
 def reconstruct(args) -> dict:
-    """Run ``epigeo reconstruct``; returns the report dictionary."""
+    """Run ``epigeo reconstruct``; returns the report dictionary. Raises ``ValueError`` for bad
+    input (exit 2) and :class:`UnusableResult` when nothing usable came out (exit 3; the
+    previous outputs in ``--out`` are left as they were)."""
     import pose
     from .inputs import load_detections
-    from .pseudo_labels import make_pseudo_labels
+    from .out_folder import commit, staging_folder
     from .report import root_joints
 
     from .session import find_trials
@@ -135,8 +235,10 @@ def reconstruct(args) -> dict:
     det = load_detections(args.input, trim=args.trim, progress=not args.quiet,
                           skeleton=args.skeleton)
     calib = pose.read_calibration_toml(args.calib) if args.calib else None
-    x, conf, K, sizes, calib = _prepare(det, calib, args.intrinsics_only, args.image_size,
-                                        args.focal)
+    det, x, conf, K, sizes, calib, notes = _prepare(det, calib, args.intrinsics_only,
+                                                    args.image_size, args.focal)
+    for n in notes:
+        _warn(n)
     C, T, J = x.shape[:3]
     skeleton = pose.get_skeleton(det.skeleton) if det.skeleton else None
     root = root_joints(skeleton) if skeleton is not None else (0,)
@@ -146,29 +248,37 @@ def reconstruct(args) -> dict:
     mode = "calibrated" if fixed else args.mode
     _log(f"reconstructing ({mode} mode{': cameras from ' + str(args.calib) if fixed else ''})...")
     steps = tqdm(total=2, desc=f"epigeo {mode}", unit="step", disable=args.quiet)
-    labels = make_pseudo_labels(
-        x, K, conf, mode=mode, root=root, min_confidence=args.min_confidence, seed=args.seed,
-        units="metric" if fixed else "normalized", image_size=sizes[0],
-        rig_options={"focal": args.focal} if (K is None and args.focal) else None,
-        cameras=(calib.R, calib.t) if fixed else None)
+    labels, extra = _label(args, det, x, conf, K, sizes, calib, mode, root)
+    extra["warnings"] = notes + extra["warnings"]
     steps.update(1)
-    if not labels.info.get("reconstruction_valid", True) or not labels.valid.any():
+    from .quality import usable
+    n_used = sum(r["used"] for r in extra["cameras"]) if extra["cameras"] else C
+    if not usable(labels) or n_used < 2:
         steps.close()
-        raise ValueError(f"INPUT: {args.input}: no usable reconstruction ({mode} mode: "
-                         f"{labels.info.get('cameras_registered', '?')} cameras registered, "
-                         f"{100 * labels.info.get('labelled_fraction', 0.0):.0f} % of frames "
-                         "labelled); nothing written")
-    written = []
+        for w in extra["warnings"][len(notes):]:
+            _warn(w)
+        raise UnusableResult(
+            f"{args.input}: no usable reconstruction ({mode} mode: {n_used} of {C} cameras "
+            f"usable, {100 * labels.info.get('labelled_fraction', 0.0):.0f} % of frames "
+            f"labelled); nothing written, {out} left as it was")
+    written: list = []
     try:
-        report = _write_outputs(out, args, det, x, conf, labels, skeleton, sizes, calib, mode,
-                                t0, written)
+        with staging_folder(out) as stage:
+            report = _write_outputs(stage, args, det, x, conf, labels, skeleton, sizes, calib,
+                                    mode, t0, written, extra)
+            written, stale = commit(stage, out)
         steps.update(1)
         steps.close()
     except Exception as exc:
         steps.close()
-        done = ", ".join(str(w) for w in written) or "nothing"
-        raise ValueError(f"--out: writing the results to {out} failed half-way ({exc}); "
-                         f"written so far (incomplete set): {done}") from exc
+        raise ValueError(f"--out: writing the results to {out} failed ({exc}); the previous "
+                         f"outputs in {out} are left as they were") from exc
+    for w in extra["warnings"][len(notes):]:
+        _warn(w)
+    for r in extra["cameras"]:
+        med = r["median_reprojection_px"]
+        _log(f"  camera {r['camera']}: {r['status']}"
+             + (f", median reprojection {med:.2f} px" if med is not None else ""))
     if "reprojection_px" in report:
         _log(f"median reprojection error: {report['reprojection_px']['median']:.2f} px")
     if "against_calibration" in report:
@@ -182,6 +292,9 @@ def reconstruct(args) -> dict:
     if mode == "window":
         _log("calibration.toml holds the cameras of the middle frame's window; per-frame cameras "
              "are in pseudo_labels.npz (R_frames, t_frames)")
+    if stale:
+        _log(f"removed from {out} the previous run's {', '.join(stale)} (not produced by this "
+             f"{mode}-mode run)")
     _log("wrote: " + ", ".join(str(w) for w in written))
     return report
 
@@ -269,8 +382,15 @@ def main(argv=None) -> int:
             demo(args)
     except ValueError as exc:
         print(f"epigeo: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        return EXIT_BAD_INPUT
+    except UnusableResult as exc:
+        print(f"epigeo: unusable result: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        print(f"epigeo: interrupted; the output folder holds the previous complete outputs or "
+              "the new complete ones, never a mix", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
 
 
 if __name__ == "__main__":

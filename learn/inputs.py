@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 import pose
 
-__all__ = ["Detections", "load_detections"]
+__all__ = ["Detections", "load_detections", "sanitize_keypoints"]
 
 
 @dataclass(frozen=True)
@@ -141,3 +141,50 @@ def load_detections(path, *, trim: bool = False, progress: bool = True,
     if empty:
         raise ValueError(f"INPUT: camera(s) {', '.join(empty)} detect nothing in any frame")
     return det
+
+
+def sanitize_keypoints(keypoints, camera_names, image_sizes, *, margin: float = 1.0):
+    """Catch the common real-data traps in ``keypoints (C, T, J, 3)`` ``[u, v, confidence]`` px.
+
+    Observations with confidence > 0 become missing (confidence 0) when they are
+    - exactly ``(0, 0)``: how OpenPose and many exporters write a joint they did not find;
+    - not finite;
+    - absurd: farther outside the image than ``margin`` image sizes (``image_sizes (C, 2)``
+      ``(width, height)`` px, or one ``(2,)`` for all cameras).
+    Returns ``(cleaned copy, messages)``: one message per camera and kind, naming the camera
+    and the count. A camera left with no observation raises ``ValueError`` naming it."""
+    kp = np.array(keypoints, np.float64, copy=True)
+    if kp.ndim != 4 or kp.shape[-1] != 3:
+        raise ValueError(f"keypoints: expected shape (C, T, J, 3), got shape {kp.shape}")
+    C = kp.shape[0]
+    size = np.broadcast_to(np.asarray(image_sizes, np.float64).reshape(-1, 2), (C, 2))
+    u, v, conf = kp[..., 0], kp[..., 1], kp[..., 2]
+    seen = conf > 0
+    zero = seen & (u == 0) & (v == 0)
+    bad = seen & ~(np.isfinite(u) & np.isfinite(v)) & ~zero
+    W, H = size[:, 0, None, None], size[:, 1, None, None]
+    with np.errstate(invalid="ignore"):
+        far = seen & ~zero & ~bad & ((u < -margin * W) | (u > (1 + margin) * W)
+                                     | (v < -margin * H) | (v > (1 + margin) * H))
+    msgs = []
+    for c, name in enumerate(camera_names):
+        n = max(1, int(seen[c].sum()))
+        if zero[c].any():
+            msgs.append(f"camera {name}: {int(zero[c].sum())} keypoints ({100 * zero[c].sum() / n:.1f} %)"
+                        " at exactly (0, 0) with confidence > 0 treated as missing (how "
+                        "detectors write joints they did not find)")
+        if bad[c].any():
+            msgs.append(f"camera {name}: {int(bad[c].sum())} keypoints with non-finite "
+                        "coordinates and confidence > 0 treated as missing")
+        if far[c].any():
+            msgs.append(f"camera {name}: {int(far[c].sum())} keypoints ({100 * far[c].sum() / n:.1f} %)"
+                        f" far outside the {int(size[c, 0])}x{int(size[c, 1])} image rejected "
+                        "(check --image-size / the calibration's image size)")
+    drop = zero | bad | far
+    kp[..., 2] = np.where(drop, 0.0, conf)
+    kp[..., :2] = np.where(drop[..., None], 0.0, kp[..., :2])
+    empty = [n for c, n in enumerate(camera_names) if not np.any(kp[c, ..., 2] > 0)]
+    if empty:
+        raise ValueError(f"INPUT: camera(s) {', '.join(empty)} have no usable keypoint after the "
+                         "sanity checks (" + "; ".join(msgs) + ")")
+    return kp, msgs

@@ -10,7 +10,7 @@ import numpy as np
 import geometry as geo
 
 __all__ = ["camera_pair_errors", "summarize_pair_errors", "root_joints", "write_json",
-           "save_report_plots"]
+           "save_report_plots", "NON_METRIC_UNITS"]
 
 
 def root_joints(skeleton) -> tuple:
@@ -70,11 +70,19 @@ def write_json(path, obj) -> Path:
     return atomic_write_text(path, json.dumps(_plain(obj), indent=2))
 
 
-def save_report_plots(out_dir, X, R, t, K, residuals, skeleton, image_size, *, frame=None) -> list:
+#: axis units of a reconstruction without a metric scale (see :class:`geometry.RigReconstruction`)
+NON_METRIC_UNITS = "units: median camera distance"
+
+
+def save_report_plots(out_dir, X, R, t, K, residuals, skeleton, image_size, *, frame=None,
+                      metric: bool = False, cameras=None) -> list:
     """PNG plots of a reconstruction: ``rig.png`` (cameras and one 3D skeleton), ``skeleton.png``
     (the 3D skeleton of frame ``frame`` alone, default the middle frame), ``reprojection.png``
     (per-joint reprojection-error histograms; skipped when there are no residuals). ``X (T, J, 3)``,
-    ``residuals (C, T, J)`` px (NaN = unused). Returns the paths written."""
+    ``residuals (C, T, J)`` px (NaN = unused). Axes say "(m)" only when ``metric``, else
+    :data:`NON_METRIC_UNITS`; ``cameras (C,)`` bool selects the cameras drawn (default all;
+    unregistered cameras have no pose to draw). Each file is written atomically. Returns the
+    paths written."""
     from geometry.synthetic import Rig
     from pose import plots
 
@@ -83,11 +91,14 @@ def save_report_plots(out_dir, X, R, t, K, residuals, skeleton, image_size, *, f
     T = X.shape[0]
     if frame is None:
         frame = T // 2
-    rig = Rig(K=np.asarray(K), R=np.asarray(R), t=np.asarray(t), image_size=tuple(image_size))
+    sel = np.ones(len(R), bool) if cameras is None else np.asarray(cameras, bool)
+    rig = Rig(K=np.asarray(K)[sel], R=np.asarray(R)[sel], t=np.asarray(t)[sel],
+              image_size=tuple(image_size))
+    units = "m" if metric else NON_METRIC_UNITS
     import matplotlib.pyplot as plt
     paths = [out_dir / "rig.png", out_dir / "skeleton.png"]
-    figs = [plots.plot_skeleton_3d(X[frame], skeleton, rig=rig, path=paths[0]),
-            plots.plot_skeleton_3d(X[frame], skeleton, path=paths[1])]
+    figs = [plots.plot_skeleton_3d(X[frame], skeleton, rig=rig, path=paths[0], units=units),
+            plots.plot_skeleton_3d(X[frame], skeleton, path=paths[1], units=units)]
     res = np.asarray(residuals, np.float64)
     if np.isfinite(res).any():
         errs = np.moveaxis(res, -1, 0).reshape(res.shape[-1], -1).T      # (C*T, J)

@@ -28,16 +28,22 @@ def _bone_colours(sk):
 
 
 def _save(fig, path):
+    """Save ``fig`` to ``path`` atomically (a temporary name in the same folder, then renamed;
+    the format from the suffix, default PNG)."""
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
+        from .io_atomic import atomic_path
+        fmt = Path(path).suffix.lstrip(".").lower() or "png"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format=fmt)
     return fig
 
 
 def plot_skeleton_3d(X, skeleton=H36M_17, *, rig=None, gt=None, camera_size: float = 0.3,
-                     title: str = "", path=None):
-    """3D skeleton(s) ``X (J, 3)`` or ``(P, J, 3)`` metres (z up), optional ground truth ``gt``
-    (dashed) and the cameras of ``rig`` (``R``, ``t``: centres and viewing axes)."""
+                     title: str = "", path=None, units: str = "m"):
+    """3D skeleton(s) ``X (J, 3)`` or ``(P, J, 3)`` (z up), optional ground truth ``gt``
+    (dashed) and the cameras of ``rig`` (``R``, ``t``: centres and viewing axes). ``units``
+    labels the axes: ``"m"`` only for metric coordinates; e.g. ``"units: median camera
+    distance"`` for a self-calibrated rig without a metric scale."""
     plt = _plt()
     sk = get_skeleton(skeleton)
     X = np.asarray(X, dtype=np.float64)
@@ -73,9 +79,9 @@ def plot_skeleton_3d(X, skeleton=H36M_17, *, rig=None, gt=None, camera_size: flo
         ax.set_xlim(mid[0] - half, mid[0] + half)
         ax.set_ylim(mid[1] - half, mid[1] + half)
         ax.set_zlim(mid[2] - half, mid[2] + half)
-    ax.set_xlabel("x (m)")
-    ax.set_ylabel("y (m)")
-    ax.set_zlabel("z (m)")
+    ax.set_xlabel(f"x ({units})")
+    ax.set_ylabel(f"y ({units})")
+    ax.set_zlabel(f"z ({units})")
     ax.set_title(title or sk.name)
     return _save(fig, path)
 
