@@ -15,6 +15,7 @@ setup(
         "opencv-python-headless>=4.8",
         "tqdm>=4.60",
         "matplotlib>=3.7",
+        "plotly>=5.0",   # report.html: the 3D view, with plotly.js inlined (works offline)
     ],
     extras_require={
         # torch: install the CPU wheel first (`pip install torch==2.13.0`); this range accepts it.
