@@ -336,9 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("reconstruct", help="cameras, 3D poses and pseudo-labels from detections")
-    r.add_argument("input", help="OpenPose folders per camera, COCO JSON per camera, .npz, "
-                                 "a folder of camera videos (detected first), or a session "
-                                 "folder of trial folders (calibrated once)")
+    from .scale import OneOrMany, add_scale_options     # several SESSIONs, --workers (Dask)
+    r.add_argument("input", nargs="+", action=OneOrMany, help="OpenPose folders per camera, "
+                   "COCO JSON per camera, .npz, a folder of camera videos (detected first), or a "
+                   "session folder of trial folders (calibrated once); several: see --workers")
     r.add_argument("--calib", help="Pose2Sim/anipose TOML: intrinsics (and reference extrinsics)")
     r.add_argument("--intrinsics-only", action="store_true",
                    help="use only K and distortion from --calib; estimate the extrinsics and "
@@ -359,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true")
     from .cmd_detect import add_detect_parser, add_video_options
     add_video_options(r, prefix="detect-")   # when INPUT is a folder of videos
+    add_scale_options(r)                     # --workers, --scheduler, --overwrite
     add_detect_parser(sub)
     d = sub.add_parser("demo", help="the main job on built-in synthetic data with ground truth")
     d.add_argument("--out", default="results/demo")
@@ -372,9 +374,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "reconstruct":
-            from .cmd_detect import videos_to_detections
-            videos_to_detections(args)           # INPUT a folder of videos: detect first
-            reconstruct(args)
+            if args.scale_main(args) is None:    # several SESSIONs / --workers: learn/scale.py
+                from .cmd_detect import videos_to_detections
+                videos_to_detections(args)       # INPUT a folder of videos: detect first
+                reconstruct(args)
         elif args.command == "detect":
             from .cmd_detect import run_detect
             run_detect(args)

@@ -18,6 +18,7 @@ whose outputs are complete and valid (every file readable, same inputs, same opt
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -31,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["SessionOutcome", "ScaleRun", "reconstruct_sessions", "run_session",
-           "outputs_complete", "session_fingerprint", "write_synthetic_session"]
+           "outputs_complete", "session_fingerprint", "OneOrMany", "add_scale_options",
+           "scale_main", "write_synthetic_session"]
 
 
 @dataclass(frozen=True)
@@ -287,6 +289,61 @@ def reconstruct_sessions(sessions, out, *, client=None, workers: int | None = No
             cl.close()
             if cluster is not None:
                 cluster.close()
+    return run
+
+
+class OneOrMany(argparse.Action):
+    """``nargs="+"`` that stores one value as itself (the single-INPUT command unchanged) and
+    several as a list (sessions for :func:`scale_main`)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values[0] if len(values) == 1 else list(values))
+
+
+def add_scale_options(parser) -> None:
+    """``--workers N``, ``--scheduler ADDRESS``, ``--overwrite`` for ``epigeo reconstruct``
+    (several SESSION arguments are allowed with or without them; :func:`scale_main`)."""
+    g = parser.add_argument_group("many sessions (Dask; learn/scale.py)")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="label the SESSION folders as Dask tasks on a LocalCluster of N worker "
+                        "processes (0: in this process); each goes to OUT/<folder name>")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="use a running Dask cluster instead (e.g. tcp://10.0.0.5:8786; the "
+                        "workers must see the same paths)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="redo sessions whose outputs in OUT are complete (default: skip them)")
+    parser.set_defaults(scale_main=scale_main)
+
+
+def scale_main(args):
+    """``epigeo reconstruct SESSION [SESSION ...] [--workers N | --scheduler ADDRESS]``: returns
+    ``None`` for one INPUT without those flags (``args.input`` becomes that one path: the
+    single-input command as before), else runs :func:`reconstruct_sessions`, prints the summary
+    table and returns the :class:`ScaleRun`; raises ``ValueError`` (exit 2) when a session
+    failed (the others are done) or the options do not fit sessions."""
+    inputs = list(args.input) if isinstance(args.input, (list, tuple)) else [args.input]
+    if len(inputs) == 1 and args.workers is None and not args.scheduler:
+        args.input = inputs[0]
+        return None
+    if args.workers is not None and args.scheduler:
+        raise ValueError("--workers/--scheduler: give one (a new LocalCluster or a running "
+                         "cluster)")
+    if args.workers is not None and args.workers < 0:
+        raise ValueError(f"--workers: expected >= 0, got {args.workers}")
+    if args.mode != "rig" or (args.calib and not args.intrinsics_only):
+        raise ValueError("SESSION: each session is calibrated once from all its trials (rig "
+                         "mode); use --calib only with --intrinsics-only")
+    options = dict(calib=args.calib, intrinsics_only=args.intrinsics_only,
+                   image_size=tuple(args.image_size) if args.image_size else None,
+                   focal=args.focal, min_confidence=args.min_confidence, seed=args.seed,
+                   trim=args.trim, skeleton=args.skeleton)
+    run = reconstruct_sessions(inputs, args.out, client=args.scheduler or None,
+                               workers=args.workers or 0, overwrite=args.overwrite,
+                               progress=not args.quiet, **options)
+    print(run.table(), flush=True)
+    if run.count("failed"):
+        raise ValueError(f"{run.count('failed')} of {len(inputs)} sessions failed (errors "
+                         f"above); the others are in {args.out}")
     return run
 
 

@@ -18,7 +18,9 @@ import pytest
 distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402
 
-from learn.scale import outputs_complete, reconstruct_sessions, write_synthetic_session  # noqa: E402
+from learn.cli import main  # noqa: E402
+from learn.scale import (outputs_complete, reconstruct_sessions,  # noqa: E402
+                         write_synthetic_session)
 from learn.session import reconstruct_session_folder  # noqa: E402
 
 OPTIONS = dict(image_size=(1000, 1000), seed=0)
@@ -134,3 +136,19 @@ def test_killed_worker_leaves_no_partial_output_and_is_redone(data, client, tmp_
     assert not staging.exists()
     assert outputs_complete(big, out / "lab_big", dict(OPTIONS))[0]
     assert len(list((out / "lab_big").rglob("pseudo_labels.npz"))) == 4
+
+
+def test_cli_several_sessions_in_process_skip_and_fail(data, tmp_path, capsys):
+    good, bad = [str(s) for s in data["good"][:2]], str(data["bad"])
+    common = ["--out", str(tmp_path), "--image-size", "1000", "1000", "--quiet"]
+    assert main(["reconstruct", *good, "--workers", "0", *common]) == 0
+    assert "2 done, 0 failed, 0 skipped" in capsys.readouterr().out
+    for s in data["good"][:2]:
+        _assert_same_outputs(tmp_path / s.name, data["ref"][s.name])
+    assert main(["reconstruct", *good, bad, *common]) == 2   # several SESSIONs: in-process
+    cap = capsys.readouterr()
+    assert "0 done, 1 failed, 2 skipped" in cap.out and str(data["corrupt"]) in cap.out
+    assert "1 of 3 sessions failed" in cap.err
+    assert main(["reconstruct", *good, "--workers", "1", "--scheduler", "tcp://x:1",
+                 *common]) == 2
+    assert "--workers/--scheduler" in capsys.readouterr().err
