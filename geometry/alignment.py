@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .common.validate import as_array, as_mask, as_points, check_positive
+from .common.checks import batch_shape, check_real, index_array, safe_svd
+from .common.validate import as_array, as_mask, as_points, as_weights, check_positive
 
 __all__ = ["Similarity", "umeyama", "apply_similarity", "n_mpjpe", "mpjpe_aligned",
            "scale_from_height", "scale_from_bone_lengths", "up_from_spine",
@@ -49,42 +50,63 @@ def umeyama(src, dst, mask=None, weights=None, *, with_scale: bool = True) -> Si
     if A.shape != B.shape:
         raise ValueError(f"dst: expected shape {A.shape} like src, got shape {B.shape}")
     m = as_mask("mask", mask, A.shape[:-1]) & np.all(np.isfinite(A), -1) & np.all(np.isfinite(B), -1)
-    w = np.where(m, np.broadcast_to(np.ones(A.shape[:-1]) if weights is None
-                                    else as_array("weights", weights), A.shape[:-1]), 0.0)
-    if np.any(w < 0):
-        raise ValueError("weights: must be non-negative")
-    A = np.where(m[..., None], A, 0.0)
-    B = np.where(m[..., None], B, 0.0)
+    w = np.where(m, as_weights("weights", weights, A.shape[:-1]), 0.0)
+    # Normalise first: each problem's points by their largest coordinate, the weights by the
+    # largest weight, so no product below can overflow (an inf reaching LAPACK's SVD loops
+    # forever); the scale and translation are brought back to the input's units at the end.
+    sa = _max_abs(A, m)
+    sb = _max_abs(B, m)
+    w = w / np.maximum(w.max(-1, initial=0.0), 1e-300)[..., None]
+    A = np.where(m[..., None], A / sa[..., None, None], 0.0)
+    B = np.where(m[..., None], B / sb[..., None, None], 0.0)
     W = w.sum(-1)
     Wd = np.maximum(W, 1e-300)[..., None]
     ma = (w[..., None] * A).sum(-2) / Wd
     mb = (w[..., None] * B).sum(-2) / Wd
     Ac, Bc = A - ma[..., None, :], B - mb[..., None, :]
     cov = np.einsum("...n,...ni,...nj->...ij", w, Bc, Ac) / Wd[..., None]
-    U, S, Vt = np.linalg.svd(cov)
+    U, S, Vt, ok = safe_svd(cov)
     d = np.sign(np.linalg.det(U) * np.linalg.det(Vt))
     d = np.where(d == 0, 1.0, d)
     D = np.ones(S.shape)
     D[..., 2] = d
     R = np.einsum("...ij,...j,...jk->...ik", U, D, Vt)
     var_a = (w * (Ac ** 2).sum(-1)).sum(-1) / Wd[..., 0]
-    if with_scale:
-        s = (S * D).sum(-1) / np.maximum(var_a, 1e-300)
-    else:
-        s = np.ones(W.shape)
-    t = mb - s[..., None] * np.einsum("...ij,...j->...i", R, ma)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if with_scale:
+            s_n = (S * D).sum(-1) / np.maximum(var_a, 1e-300)
+            s = s_n * sb / sa
+        else:
+            s_n = sa / sb
+            s = np.ones(W.shape)
+        t = sb[..., None] * (mb - s_n[..., None] * np.einsum("...ij,...j->...i", R, ma))
     valid = ((m.sum(-1) >= 3) & (S[..., 1] > 1e-12 * np.maximum(S[..., 0], 1e-300))
-             & (var_a > 0) & np.isfinite(s))
+             & (var_a > 0) & np.isfinite(s) & ok & np.all(np.isfinite(t), -1))
     eye = np.broadcast_to(np.eye(3), R.shape)
     return Similarity(s=np.where(valid, s, 1.0), R=np.where(valid[..., None, None], R, eye),
                       t=np.where(valid[..., None], t, 0.0), valid=np.asarray(valid))
 
 
+def _max_abs(A, m):
+    """``(...)`` largest |coordinate| of the points selected by ``m``; 1 where none (or 0)."""
+    big = np.max(np.abs(np.where(m[..., None], A, 0.0)), axis=(-2, -1), initial=0.0)
+    return np.where(big > 0, big, 1.0)
+
+
 def apply_similarity(sim: Similarity, X) -> np.ndarray:
     """``s R X + t`` for ``X (..., N, 3)`` (broadcast against the similarity's batch)."""
+    if not isinstance(sim, Similarity):
+        raise TypeError(f"sim: expected a geometry.Similarity, got {type(sim).__name__}")
     X = as_points("X", X, 3)
-    return (sim.s[..., None, None] * np.einsum("...ij,...nj->...ni", sim.R, X)
-            + sim.t[..., None, :])
+    s = as_array("sim", sim.s).reshape(np.shape(sim.s))   # keep a 0-d scale 0-d
+    R = as_array("sim", sim.R, tail=(3, 3))
+    t = as_array("sim", sim.t, tail=(3,))
+    try:
+        batch_shape({"X": 2, "s": 0, "R": 2, "t": 1}, X=X, s=s, R=R, t=t)
+    except ValueError:
+        raise ValueError(f"sim/X: the similarity's batch {s.shape} does not broadcast with X "
+                         f"{X.shape}") from None
+    return (s[..., None, None] * np.einsum("...ij,...nj->...ni", R, X) + t[..., None, :])
 
 
 def n_mpjpe(X_est, X_true, mask=None) -> float:
@@ -144,13 +166,19 @@ def scale_from_height(X, height: float, top: int, bottom, *, quantile: float = 0
     """
     X = as_points("X", X, 3)
     h = check_positive("height", height)
-    b = np.atleast_1d(np.asarray(bottom, dtype=int))
+    q = check_real("quantile", quantile, 0.0, 1.0)
+    J = X.shape[-2]
+    top = index_array("top", top, J)
+    if top.size != 1:
+        raise ValueError(f"top: expected one joint index, got {top.tolist()}")
+    b = index_array("bottom", bottom, J)
     foot = X[..., b, :].mean(-2)
-    d = np.linalg.norm(X[..., top, :] - foot, axis=-1).reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = np.linalg.norm(X[..., top[0], :] - foot, axis=-1).reshape(-1)
     d = d[np.isfinite(d) & (d > 0)]
     if d.size == 0:
         raise ValueError("X: no frame has the top and bottom joints; cannot measure height")
-    return h / float(np.quantile(d, quantile))
+    return h / float(np.quantile(d, q))
 
 
 def scale_from_bone_lengths(X, bones, lengths) -> float:
@@ -161,7 +189,15 @@ def scale_from_bone_lengths(X, bones, lengths) -> float:
     least-squares ``s = Σ L l / Σ l²``. Raises ``ValueError`` when no bone is measurable.
     """
     X = as_points("X", X, 3)
-    bones = np.asarray(bones, dtype=int).reshape(-1, 2)
+    try:
+        bones = np.asarray(bones)
+    except Exception:   # noqa: BLE001 - ragged sequences
+        raise ValueError(f"bones: expected (B, 2) joint index pairs, got {bones!r}") from None
+    if bones.dtype.kind not in "iu" or bones.ndim != 2 or bones.shape[1] != 2:
+        raise ValueError(f"bones: expected (B, 2) integer joint index pairs, got {bones!r}")
+    J = X.shape[-2]
+    if np.any(bones >= J) or np.any(bones < -J):
+        raise ValueError(f"bones: index out of range for {J} joints")
     L = as_array("lengths", lengths, finite=True).reshape(-1)
     if L.shape[0] != bones.shape[0]:
         raise ValueError(f"lengths: expected shape ({bones.shape[0]},), got shape {L.shape}")
@@ -181,10 +217,11 @@ def up_from_spine(X, lower, upper) -> np.ndarray:
     no frame has those joints.
     """
     X = as_points("X", X, 3)
-    lo = X[..., np.atleast_1d(lower), :].mean(-2)
-    hi = X[..., np.atleast_1d(upper), :].mean(-2)
-    d = (hi - lo).reshape(-1, 3)
-    n = np.linalg.norm(d, axis=-1)
+    lo = X[..., index_array("lower", lower, X.shape[-2]), :].mean(-2)
+    hi = X[..., index_array("upper", upper, X.shape[-2]), :].mean(-2)
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = (hi - lo).reshape(-1, 3)
+        n = np.linalg.norm(d, axis=-1)
     ok = np.isfinite(n) & (n > 0)
     if not ok.any():
         raise ValueError("X: no frame has the spine joints; cannot find the up direction")
@@ -197,8 +234,12 @@ def up_from_spine(X, lower, upper) -> np.ndarray:
 
 def rotation_aligning(a, b=(0.0, 0.0, 1.0)) -> np.ndarray:
     """The smallest rotation ``R (3, 3)`` with ``R a ∥ b`` (unit vectors, Rodrigues' formula)."""
-    a = as_array("a", a, tail=(3,), finite=True).reshape(3)
-    b = as_array("b", b, tail=(3,), finite=True).reshape(3)
+    a = as_array("a", a, tail=(3,), finite=True)
+    b = as_array("b", b, tail=(3,), finite=True)
+    for name, v in (("a", a), ("b", b)):
+        if v.shape != (3,):
+            raise ValueError(f"{name}: expected shape (3,), got shape {v.shape}")
+    a, b = a / max(np.abs(a).max(), 1e-300), b / max(np.abs(b).max(), 1e-300)  # no overflow
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
     if na == 0 or nb == 0:
         raise ValueError("a/b: expected non-zero vectors")

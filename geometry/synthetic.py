@@ -19,6 +19,10 @@ from itertools import combinations
 import numpy as np
 
 from .camera import fundamental_from_pose, look_at, project_points, relative_pose
+from .common.checks import check_choice, check_int, check_real, check_seed
+from .common.validate import as_array
+
+_MAX_ITEMS = 10 ** 6   # frames, points, problems: a guard against memory exhaustion
 
 __all__ = [
     "Rig",
@@ -103,6 +107,21 @@ class TwoViewScene:
     inlier: np.ndarray
 
 
+def _image_size(image_size) -> tuple:
+    size = as_array("image_size", image_size, finite=True)
+    if size.shape != (2,) or np.any(size <= 0):
+        raise ValueError(f"image_size: expected positive (width, height), got {image_size!r}")
+    return tuple(int(v) if float(v).is_integer() else float(v) for v in size)
+
+
+def _range(name, value, *, positive=True) -> tuple:
+    r = as_array(name, value, finite=True)
+    if r.shape != (2,) or r[0] > r[1] or (positive and r[0] <= 0):
+        raise ValueError(f"{name}: expected a range (low, high) with "
+                         f"{'0 < ' if positive else ''}low <= high, got {value!r}")
+    return float(r[0]), float(r[1])
+
+
 def _intrinsics(focal, image_size) -> np.ndarray:
     w, h = image_size
     return np.array([[focal, 0.0, w / 2.0], [0.0, focal, h / 2.0], [0.0, 0.0, 1.0]])
@@ -113,13 +132,24 @@ def make_ring_rig(num_cameras: int = 4, *, radius: float = 5.0, height: float = 
                   jitter_deg: float = 0.0, seed: int = 0) -> Rig:
     """Cameras evenly spaced on a horizontal circle (Human3.6M-like for 4 cameras, 45° offset),
     all looking at ``target``; ``jitter_deg`` perturbs each camera's azimuth at random."""
-    if num_cameras < 1:
-        raise ValueError(f"num_cameras: expected >= 1, got {num_cameras}")
-    rng = np.random.default_rng(seed)
+    num_cameras = check_int("num_cameras", num_cameras, 1, 10 ** 4)
+    radius = check_real("radius", radius, 0.0, lo_open=True)
+    height = check_real("height", height)
+    target = as_array("target", target, finite=True)
+    if target.shape != (3,):
+        raise ValueError(f"target: expected shape (3,), got shape {target.shape}")
+    focal = check_real("focal", focal, 0.0, lo_open=True)
+    image_size = _image_size(image_size)
+    jitter_deg = check_real("jitter_deg", jitter_deg, 0.0, 360.0)
+    rng = np.random.default_rng(check_seed("seed", seed))
     az = np.deg2rad(45.0 + 360.0 * np.arange(num_cameras) / num_cameras
                     + rng.uniform(-jitter_deg, jitter_deg, num_cameras))
     centers = np.stack([radius * np.cos(az), radius * np.sin(az), np.full(num_cameras, height)], -1)
-    R, t = look_at(centers, np.broadcast_to(np.asarray(target, float), centers.shape))
+    try:
+        R, t = look_at(centers, np.broadcast_to(target, centers.shape))
+    except ValueError as e:
+        raise ValueError(f"target/radius/height: no camera pose looks at the target ({e})") \
+            from None
     K = np.broadcast_to(_intrinsics(focal, image_size), (num_cameras, 3, 3)).copy()
     return Rig(K=K, R=R, t=t, image_size=tuple(image_size))
 
@@ -128,12 +158,20 @@ def make_random_rig(num_cameras: int = 4, *, distance=(3.5, 7.0), height=(0.5, 2
                     focal=(1100.0, 1700.0), image_size=(1000, 1000), seed: int = 0) -> Rig:
     """Cameras at random azimuths, distances (m), heights (m) and focal lengths (px), looking at
     a point near the subject's middle (about 1 m above the floor)."""
-    rng = np.random.default_rng(seed)
+    num_cameras = check_int("num_cameras", num_cameras, 1, 10 ** 4)
+    distance = _range("distance", distance)
+    height = _range("height", height, positive=False)
+    focal = _range("focal", focal)
+    image_size = _image_size(image_size)
+    rng = np.random.default_rng(check_seed("seed", seed))
     az = rng.uniform(0, 2 * np.pi, num_cameras)
     d = rng.uniform(*distance, num_cameras)
     centers = np.stack([d * np.cos(az), d * np.sin(az), rng.uniform(*height, num_cameras)], -1)
     targets = np.array([0.0, 0.0, 1.0]) + rng.normal(0, 0.2, (num_cameras, 3))
-    R, t = look_at(centers, targets)
+    try:
+        R, t = look_at(centers, targets)
+    except ValueError as e:
+        raise ValueError(f"distance/height: no camera pose looks at the subject ({e})") from None
     f = rng.uniform(*focal, num_cameras)
     K = np.stack([_intrinsics(fi, image_size) for fi in f])
     return Rig(K=K, R=R, t=t, image_size=tuple(image_size))
@@ -144,7 +182,10 @@ def human_like_points(num_frames: int, num_points: int = 17, *, spread: float = 
     """``(T, J, 3)`` human-sized point sets (metres, z up), articulated at random, turned about
     the vertical axis and moved within ``±spread`` m of the origin. ``J > 17`` adds random points
     inside the body's bounding box."""
-    rng = np.random.default_rng(seed)
+    num_frames = check_int("num_frames", num_frames, 0, _MAX_ITEMS)
+    num_points = check_int("num_points", num_points, 0, _MAX_ITEMS)
+    spread = check_real("spread", spread, 0.0)
+    rng = np.random.default_rng(check_seed("seed", seed))
     base = _TEMPLATE
     if num_points > 17:
         lo, hi = base.min(0), base.max(0)
@@ -184,10 +225,16 @@ def make_multiview_scene(num_frames: int = 100, num_points: int = 17, *, rig: Ri
                          missing_ratio: float = 0.0, outlier_model: str = "uniform",
                          seed: int = 0) -> MultiViewScene:
     """A static rig (default: 4-camera ring) filming human-like points for ``num_frames`` frames."""
-    if num_frames < 1 or num_points < 1:
-        raise ValueError(f"num_frames/num_points: expected >= 1, got {num_frames}, {num_points}")
+    num_frames = check_int("num_frames", num_frames, 1, _MAX_ITEMS)
+    num_points = check_int("num_points", num_points, 1, _MAX_ITEMS)
+    if rig is not None and not isinstance(rig, Rig):
+        raise TypeError(f"rig: expected a geometry.Rig, got {type(rig).__name__}")
+    noise = check_real("noise", noise, 0.0)
+    outlier_ratio = check_real("outlier_ratio", outlier_ratio, 0.0, 1.0)
+    missing_ratio = check_real("missing_ratio", missing_ratio, 0.0, 1.0)
+    check_choice("outlier_model", outlier_model, ("uniform", "local"))
     rig = make_ring_rig() if rig is None else rig
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed("seed", seed))
     X = human_like_points(num_frames, num_points, seed=int(rng.integers(2**31)))
     x_clean = rig.project(X)
     x, outlier, missing = _corrupt(x_clean, rig.image_size, noise, outlier_ratio, missing_ratio,
@@ -198,8 +245,21 @@ def make_multiview_scene(num_frames: int = 100, num_points: int = 17, *, rig: Ri
 def two_view_from_multiview(scene: MultiViewScene, pairs=None) -> TwoViewScene:
     """Every frame of every camera pair as an independent problem: ``B = len(pairs) * T``,
     ordered pair-major. ``pairs`` defaults to all ``(i, j)`` with ``i < j``."""
+    if not isinstance(scene, MultiViewScene):
+        raise TypeError(f"scene: expected a geometry.MultiViewScene, got {type(scene).__name__}")
     rig = scene.rig
-    pairs = list(combinations(range(rig.num_cameras), 2)) if pairs is None else list(pairs)
+    C = rig.num_cameras
+    if pairs is None:
+        pairs = list(combinations(range(C), 2))
+        if not pairs:
+            raise ValueError(f"scene: needs at least 2 cameras, has {C}")
+    else:
+        p = np.asarray(pairs) if not isinstance(pairs, np.ndarray) else pairs
+        if p.dtype.kind not in "iu" or p.ndim != 2 or p.shape[0] == 0 or p.shape[1] != 2 \
+                or np.any(p < 0) or np.any(p >= C) or np.any(p[:, 0] == p[:, 1]):
+            raise ValueError(f"pairs: expected a non-empty (P, 2) array of distinct camera "
+                             f"indices in [0, {C}), got {pairs!r}")
+        pairs = [(int(i), int(j)) for i, j in p]
     T = scene.X.shape[0]
     x1, x2, K1, K2, R, t, X1, inl = [], [], [], [], [], [], [], []
     for i, j in pairs:
@@ -230,8 +290,16 @@ def make_two_view_scene(num_problems: int = 1, num_points: int = 17, *, noise: f
     (human-like points), ``"random"`` (uniform in a 1 m box) or ``"planar"`` (a vertical plane,
     degenerate for F).
     """
-    rng = np.random.default_rng(seed)
-    B, N = int(num_problems), int(num_points)
+    B = check_int("num_problems", num_problems, 1, _MAX_ITEMS)
+    N = check_int("num_points", num_points, 1, _MAX_ITEMS)
+    check_choice("structure", structure, ("human", "random", "planar"))
+    noise = check_real("noise", noise, 0.0)
+    outlier_ratio = check_real("outlier_ratio", outlier_ratio, 0.0, 1.0)
+    focal = check_real("focal", focal, 0.0, lo_open=True)
+    image_size = _image_size(image_size)
+    angle_deg = _range("angle_deg", angle_deg, positive=False)
+    check_choice("outlier_model", outlier_model, ("uniform", "local"))
+    rng = np.random.default_rng(check_seed("seed", seed))
     if structure == "human":
         X = human_like_points(B, N, spread=0.3, seed=int(rng.integers(2**31)))
     elif structure == "random":

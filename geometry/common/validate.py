@@ -130,4 +130,5 @@ def check_probability(name: str, value) -> float:
 def flatten_batch(a: np.ndarray, tail_ndim: int) -> tuple[np.ndarray, tuple]:
     """Reshape ``(*batch, *tail)`` to ``(B, *tail)``; returns the array and ``batch`` shape."""
     batch = a.shape[:a.ndim - tail_ndim]
-    return np.ascontiguousarray(a.reshape((-1,) + a.shape[a.ndim - tail_ndim:])), batch
+    n = int(np.prod(batch, dtype=np.int64))   # explicit: -1 is ambiguous for empty arrays
+    return np.ascontiguousarray(a.reshape((n,) + a.shape[a.ndim - tail_ndim:])), batch

@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..common.nb_linalg import jacobi_eigh
+from ..common.checks import batch_shape, finite_rows, safe_svd
 from ..common.validate import as_mask, as_matrix, as_points, check_positive, flatten_batch
 
 __all__ = ["PoseResult", "essential_from_fundamental", "decompose_essential", "recover_pose"]
@@ -41,10 +42,18 @@ def essential_from_fundamental(F, K1, K2, *, project: bool = True) -> np.ndarray
     F = as_matrix("F", F, 3, 3)
     K1 = as_matrix("K1", K1, 3, 3)
     K2 = as_matrix("K2", K2, 3, 3)
-    E = np.swapaxes(K2, -1, -2) @ F @ K1
+    batch_shape({"F": 2, "K1": 2, "K2": 2}, F=F, K1=K1, K2=K2)
+    # E is defined up to scale: each factor divided by its largest entry first, so the product
+    # cannot overflow (an inf reaching LAPACK's SVD loops forever).
+    unit = lambda A: A / np.maximum(np.abs(A).max((-2, -1), keepdims=True), 1e-300)  # noqa: E731
+    with np.errstate(all="ignore"):
+        E = np.swapaxes(unit(K2), -1, -2) @ unit(F) @ unit(K1)
+    ok = finite_rows(E)
+    E = np.where(ok[..., None, None], E, 0.0)
     if project:
-        U, S, Vt = np.linalg.svd(E)
-        E = U @ (np.array([1.0, 1.0, 0.0])[:, None] * Vt) * (S[..., :1, None] > 0)
+        U, S, Vt, ok_s = safe_svd(E)
+        E = U @ (np.array([1.0, 1.0, 0.0])[:, None] * Vt) * ((S[..., :1, None] > 0)
+                                                           & ok_s[..., None, None])
     n = np.linalg.norm(E, axis=(-2, -1), keepdims=True)
     return np.where(n > 0, E / np.where(n > 0, n, 1.0), 0.0)
 

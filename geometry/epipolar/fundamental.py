@@ -10,6 +10,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _fundamental_kernels as fk
+from ..common.checks import finite_rows, safe_eigh, safe_svd
 from ..common.validate import as_mask, as_matrix, as_points, as_weights, flatten_batch
 
 __all__ = [
@@ -46,9 +47,11 @@ def hartley_normalize(x, mask=None):
     cnt = w.sum(-1)
     xs = np.where(mask[..., None], x, 0.0)
     c = xs.sum(-2) / np.maximum(cnt, 1)[..., None]
-    d = np.sqrt(((xs - c[..., None, :]) ** 2).sum(-1)) * w
-    mean = d.sum(-1) / np.maximum(cnt, 1)
-    ok = mean > 1e-12
+    with np.errstate(over="ignore", invalid="ignore"):
+        dx = xs - c[..., None, :]
+        d = np.hypot(dx[..., 0], dx[..., 1]) * w   # no overflow for coordinates up to ~1e307
+        mean = (d / np.maximum(cnt, 1)[..., None]).sum(-1)
+    ok = (mean > 1e-12) & np.isfinite(mean) & np.all(np.isfinite(c), -1)
     s = np.where(ok, np.sqrt(2.0) / np.where(ok, mean, 1.0), 1.0)
     c = np.where(ok[..., None], c, 0.0)
     T = np.zeros(x.shape[:-2] + (3, 3))
@@ -132,14 +135,15 @@ def fundamental_8point(x1, x2, mask=None, weights=None):
     A = _design(np.where(use[..., None], x1n, 0.0), np.where(use[..., None], x2n, 0.0))
     A = A * np.where(use, np.sqrt(w), 0.0)[..., None]
     M = np.swapaxes(A, -1, -2) @ A
-    evals, evecs = np.linalg.eigh(M)
+    evals, evecs, ok_e = safe_eigh(M)     # non-finite M (points that could not be normalised)
     Fn = evecs[..., :, 0].reshape(M.shape[:-2] + (3, 3))
-    U, S, Vt = np.linalg.svd(Fn)
+    U, S, Vt, ok_s = safe_svd(Fn)
     S[..., 2] = 0.0
     Fn = U @ (S[..., :, None] * Vt)
     F = _unit_sign(np.swapaxes(T2, -1, -2) @ Fn @ T1)
     scale = np.maximum(evals[..., -1], 1e-300)
-    valid = (use.sum(-1) >= 8) & (evals[..., 1] > 1e-12 * scale) & (S[..., 1] > 1e-9 * S[..., 0])
+    valid = ((use.sum(-1) >= 8) & (evals[..., 1] > 1e-12 * scale) & (S[..., 1] > 1e-9 * S[..., 0])
+             & ok_e & ok_s & finite_rows(F) & (np.abs(F).max((-2, -1), initial=0.0) > 0))
     return np.where(valid[..., None, None], F, 0.0), valid
 
 
@@ -192,8 +196,8 @@ def fundamental_least_squares(x1, x2, mask=None, *, F0=None, iterations: int = 1
     x1, x2 = _pairs(x1, x2)
     mask = as_mask("mask", mask, x1.shape[:-1])
     if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) \
-            or iterations < 0:
-        raise ValueError(f"iterations: expected a non-negative integer, got {iterations!r}")
+            or not 0 <= iterations <= 10 ** 6:
+        raise ValueError(f"iterations: expected an integer in [0, 1000000], got {iterations!r}")
     if F0 is None:
         F0, ok0 = fundamental_8point(x1, x2, mask)
     else:

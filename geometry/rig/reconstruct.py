@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .initialise import pairwise_poses, projections, register_cameras
+from ..common.checks import check_int
 from ..common.validate import as_array, as_mask, as_matrix, as_points, check_positive
 from ..alignment import rotation_aligning, scale_from_bone_lengths, scale_from_height, up_from_spine
 from .bundle import bundle_adjust
 from ..triangulation.fusion import triangulate_multiview
-from .selfcalib import focal_from_fundamental, intrinsics_from_image_size
+from .selfcalib import focal_consensus, focal_scale_check, intrinsics_from_image_size
 
 __all__ = ["RigReconstruction", "reconstruct_rig", "check_rig_inputs", "check_views"]
 
@@ -150,23 +151,16 @@ def _ba_subset(T, J, max_points):
 
 
 def _bougnoux(pp, K):
-    """Median Bougnoux focal over pairs where it is valid and consistent, or ``None``.
-
-    Only focals within a factor 3 of the initial guess count (near the singular configuration,
-    e.g. optical axes that meet, the formula returns consistent but meaningless values)."""
+    """A first focal from the pooled pairwise ``F`` (:func:`focal_consensus`: the focal whose
+    essential matrices are closest to essential, Bougnoux's per-pair values screened against
+    it), or ``None`` where it is implausible or not identifiable (near the singular
+    configuration, e.g. optical axes that meet, every focal fits about equally well)."""
     pts = K[:, :2, 2]
     ok = pp.num_inliers >= 16
     if not ok.any():
         return None
-    res = focal_from_fundamental(pp.F[ok], pts[pp.pairs[ok, 0]], pts[pp.pairs[ok, 1]])
-    f = np.concatenate([res.f1[res.valid], res.f2[res.valid]])
-    f0 = float(np.median(K[:, 0, 0]))
-    f = f[(f > f0 / 3.0) & (f < 3.0 * f0)]
-    if f.size < 2:
-        return None
-    med = float(np.median(f))
-    # stable: the estimates agree within 15 % (they are wildly spread when near-singular)
-    return med if np.median(np.abs(f - med)) < 0.15 * med else None
+    fc = focal_consensus(pp.F[ok], pts[pp.pairs[ok, 0]], pts[pp.pairs[ok, 1]])
+    return fc.f if fc.valid else None
 
 
 def reconstruct_rig(x, K=None, mask=None, confidence=None, *, image_size=None,
@@ -217,6 +211,9 @@ def reconstruct_rig(x, K=None, mask=None, confidence=None, *, image_size=None,
         raise ValueError(f"refine_focal: expected one of {_FOCAL[1:]}, got {refine_focal!r}")
     refine_focal = refine_focal or ("none" if K_given else "shared")
     threshold = check_positive("threshold", threshold)
+    for name, v, lo in (("max_pool_points", max_pool_points, 8), ("max_ba_points", max_ba_points, 1),
+                        ("ba_iterations", ba_iterations, 0), ("seed", seed, 0)):
+        check_int(name, v, lo, None)
     if (subject_height is None) != (height_joints is None):
         raise ValueError("subject_height/height_joints: give both (height in metres and "
                          "(top, bottom) joint indices) or neither")
@@ -321,6 +318,13 @@ def reconstruct_rig(x, K=None, mask=None, confidence=None, *, image_size=None,
     ri = residuals[inl]
     focal_std = ba.focal_std if (ba is not None and ba.valid) else \
         np.full(C, np.inf if refine_focal != "none" else 0.0)
+    if refine_focal != "none" and ba is not None and ba.valid and (pp.num_inliers >= 16).any():
+        # the covariance misses a common error of every focal: check them against the F's
+        okp = (pp.num_inliers >= 16) & reg[pp.pairs].all(1)
+        if okp.any():
+            chk = focal_scale_check(pp.F[okp], pp.pairs[okp], K)
+            focal_std = np.hypot(focal_std, chk.excess)
+            summary["focal_scale_check"] = chk.scale
     summary.update({
         "refine_focal": refine_focal,
         "focal_px": float(np.median(K[reg, 0, 0])),

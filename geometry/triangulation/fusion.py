@@ -74,8 +74,9 @@ def _members(X, mask, axis):
     if mask is not None and np.ndim(mask) == nd - 1:
         mask = np.moveaxis(np.asarray(mask), ax, -1)
     m = as_mask("mask", mask, batch + (M,))
-    Xf = np.ascontiguousarray(Xm).reshape(-1, M, D)
-    use = m.reshape(-1, M) & np.all(np.isfinite(Xf), axis=-1)
+    B = int(np.prod(batch, dtype=np.int64))    # explicit: -1 is ambiguous for empty arrays
+    Xf = np.ascontiguousarray(Xm).reshape(B, M, D)
+    use = m.reshape(B, M) & np.all(np.isfinite(Xf), axis=-1)
     return Xf, use, batch, M, D, ax
 
 
@@ -127,10 +128,10 @@ def geometric_median(X, mask=None, weights=None, axis: int = -2, *, max_iter: in
     if weights is None:
         w = np.ones(use.shape)
     else:
-        wa = np.asarray(weights, dtype=np.float64) if np.ndim(weights) else weights
-        if np.ndim(wa) == np.ndim(X) - 1:
+        wa = as_array("weights", weights)
+        if wa.ndim == len(batch) + 1:      # X's shape without its last axis
             wa = np.moveaxis(wa, ax, -1)
-        w = as_weights("weights", wa, batch + (M,)).reshape(-1, M)
+        w = as_weights("weights", wa, batch + (M,)).reshape(Xf.shape[0], M)
     use = use & (w > 0)
     B = Xf.shape[0]
     out = np.zeros((B, D))
