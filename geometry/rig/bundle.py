@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
-from ._bundle_problem import Problem, so3_exp
+from ._bundle_problem import Problem, schur_solve, so3_exp
 from ..common.checks import check_int, check_real
 from ..common.validate import as_array, as_mask, as_matrix, as_points, as_weights, check_positive
 
@@ -77,12 +77,17 @@ def _rho(s, loss):
     return np.arctan(s), 1.0 / (1.0 + s * s)  # arctan
 
 
+def _norm(v) -> float:
+    """Euclidean norm without BLAS: OpenBLAS's threaded ``ddot`` measured ~14 ms on 12k-vectors
+    on the 2-core CI machine (``np.linalg.norm``), this ~20 µs."""
+    return float(np.sqrt(np.einsum("i,i->", v, v)))
+
+
 def _solve_lm(prob, p, loss, f_scale, max_iter, ftol, xtol):
     """Levenberg–Marquardt with the points eliminated by the Schur complement; the robust
     loss enters as iteratively re-weighted least squares (weights ``ρ'``). Returns the
     parameters, the final cost and the number of residual evaluations."""
     f2 = f_scale ** 2
-    nc = prob.n_cam + prob.n_focal
 
     def cost_of(r):
         return 0.5 * f2 * _rho((r ** 2).sum(-1) / f2, loss)[0].sum()
@@ -92,24 +97,14 @@ def _solve_lm(prob, p, loss, f_scale, max_iter, ftol, xtol):
     lam, nev = 1e-3, 1
     for _ in range(max_iter):
         omega = _rho((r ** 2).sum(-1) / f2, loss)[1]
-        A = prob.camera_block(Jc, Jf)
-        U, V, W, gc, gp = prob.normal_equations(A, Jp, r, omega)
+        U, V, W, gc, gp = prob.normal_equations(Jc, Jf, Jp, r, omega)
         improved = False
         while nev < 10 * max_iter:
-            Ud = U + lam * np.diag(np.maximum(np.diag(U), 1e-9))
-            Vd = V.copy()
-            dv = np.maximum(np.diagonal(V, axis1=1, axis2=2), 1e-9)
-            Vd[:, [0, 1, 2], [0, 1, 2]] += lam * dv
-            Vinv = np.linalg.inv(Vd)
-            WV = np.einsum("nij,njk->nik", W, Vinv)
-            S = Ud - np.einsum("nik,nlk->il", WV, W)
-            b = gc - np.einsum("nik,nk->i", WV, gp)
             try:
-                dc = np.linalg.solve(S, -b) if nc else np.zeros(0)
+                dc, dp = schur_solve(U, V, W, gc, gp, lam)
             except np.linalg.LinAlgError:
                 lam *= 10.0
                 continue
-            dp = -np.einsum("nij,nj->ni", Vinv, gp + np.einsum("nki,k->ni", W, dc))
             step = np.concatenate([dc, dp.reshape(-1)])
             p_new = p + step
             r_new, Jc_n, Jf_n, Jp_n = prob.blocks(p_new)
@@ -117,7 +112,7 @@ def _solve_lm(prob, p, loss, f_scale, max_iter, ftol, xtol):
             c_new = cost_of(r_new)
             if np.isfinite(c_new) and c_new < cost:
                 small = (cost - c_new) < ftol * cost or \
-                    np.linalg.norm(step) < xtol * (np.linalg.norm(p) + xtol)
+                    _norm(step) < xtol * (_norm(p) + xtol)
                 p, r, Jc, Jf, Jp, cost = p_new, r_new, Jc_n, Jf_n, Jp_n, c_new
                 lam = max(lam / 3.0, 1e-12)
                 improved = True

@@ -30,6 +30,7 @@ from ..common.checks import check_int
 from ..common.validate import as_array, as_mask, as_matrix, as_points, check_positive
 from ..alignment import rotation_aligning, scale_from_bone_lengths, scale_from_height, up_from_spine
 from .bundle import bundle_adjust
+from .frames import select_frames
 from ..triangulation.fusion import triangulate_multiview
 from .selfcalib import focal_consensus, focal_scale_check, intrinsics_from_image_size
 
@@ -143,10 +144,12 @@ def _reproject(K, R, t, X):
     return proj, Xc[..., 2]
 
 
-def _ba_subset(T, J, max_points):
+def _ba_subset(x, K, obs, T, J, max_points):
+    """Frame-joint indices of the bundle adjustment: every frame when they fit in
+    ``max_points``, else the most informative frames (:func:`select_frames`)."""
     frames = np.arange(T)
     if T * J > max_points:
-        frames = np.unique(np.linspace(0, T - 1, max(2, max_points // J)).round().astype(int))
+        frames = select_frames(x, K, obs, max_frames=max(2, max_points // J))
     return (frames[:, None] * J + np.arange(J)[None]).reshape(-1)
 
 
@@ -167,7 +170,7 @@ def reconstruct_rig(x, K=None, mask=None, confidence=None, *, image_size=None,
                     focal=None, refine_focal: str | None = None, threshold: float = 4.0,
                     outlier_threshold: float | None = None, loss: str = "soft_l1",
                     f_scale: float | None = None, min_confidence: float = 0.0,
-                    max_pool_points: int = 20000, max_ba_points: int = 20000,
+                    max_pool_points: int = 20000, max_ba_points: int = 4000,
                     ba_iterations: int = 60, subject_height: float | None = None,
                     height_joints=None, bones=None, bone_lengths=None, up_joints=None,
                     seed: int = 0) -> RigReconstruction:
@@ -190,10 +193,11 @@ def reconstruct_rig(x, K=None, mask=None, confidence=None, *, image_size=None,
         loss, f_scale: robust loss of the bundle adjustment and its scale (px; default from the
             initial residuals).
         max_pool_points: observations per camera pair in the pooled RANSAC.
-        max_ba_points: frame-joints (evenly spread frames) in the bundle adjustment; every frame
-            is triangulated with the refined cameras afterwards.
-        ba_iterations: Levenberg–Marquardt iterations per bundle-adjustment round (two rounds,
-            the second without the first round's outliers).
+        max_ba_points: frame-joints in the bundle adjustment (the most informative frames,
+            :func:`geometry.rig.frames.select_frames`); every frame is triangulated with the
+            refined cameras afterwards.
+        ba_iterations: Levenberg–Marquardt iterations of the final bundle-adjustment round (the
+            first round, which only finds the gross outliers, stops after 15).
         subject_height, height_joints: metric scale from the subject's height (metres);
             ``height_joints = (top, bottom)`` joint indices (bottom may be a sequence).
         bones, bone_lengths: metric scale from known bone lengths (``(B, 2)`` joint pairs, ``(B,)``).
@@ -255,7 +259,7 @@ def reconstruct_rig(x, K=None, mask=None, confidence=None, *, image_size=None,
     sigma0 = float(np.median(e0)) if e0.size else 1.0
     fs = float(np.clip(1.5 * sigma0, 1.0, 30.0)) if f_scale is None else \
         check_positive("f_scale", f_scale)
-    sub = _ba_subset(T, J, max_ba_points)
+    sub = _ba_subset(x, K, obs & reg[:, None, None], T, J, max_ba_points)
     fixed = tuple(np.flatnonzero(~reg)) + (ref,)
     m = (use0[:, sub] & (wf[:, sub] > 0))
     Xs = np.where(Xv[sub, None], X[sub], np.nan)
@@ -263,7 +267,7 @@ def reconstruct_rig(x, K=None, mask=None, confidence=None, *, image_size=None,
     for rnd in range(2):
         ba = bundle_adjust(xf[:, sub], K, R, t, Xs, mask=m, weights=wf[:, sub], loss=loss,
                            f_scale=fs, refine_focal=refine_focal, fixed_cameras=fixed,
-                           max_nfev=ba_iterations)
+                           max_nfev=ba_iterations if rnd else min(ba_iterations, 15))
         if not ba.valid:
             break
         R, t, K = ba.R, ba.t, ba.K
