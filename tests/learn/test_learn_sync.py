@@ -148,12 +148,12 @@ def test_keypoint_sync_classifier_separates_synthetic_people():
     kw = dict(num_cameras=4, min_offset=8, max_offset=30, min_motion=0.02, flip_ratio=0.5)
     ptr = sample_pairs(people.clip[tr], 4000, keypoints=kp[:, tr], seed=0, **kw)
     pte = sample_pairs(people.clip[te], 1000, keypoints=kp[:, te], seed=1, **kw)
-    net = train_keypoint_sync(kp[:, tr], ptr, steps=150, batch_size=128, seed=0)
+    net = train_keypoint_sync(kp[:, tr], ptr, steps=300, seed=0)
     ok = (keypoint_sync_logits(net, kp[:, te], pte) > 0) == pte.sync
-    assert ok.mean() > 0.65                                      # chance 0.5
+    assert ok.mean() > 0.65, ok.mean()                           # chance 0.5
     acc = accuracy_by(ok, pte.sync)
     assert set(acc) == {False, True} and sum(n for _, n in acc.values()) == 1000
-    net2 = train_keypoint_sync(kp[:, tr], ptr, steps=150, batch_size=128, seed=0)
+    net2 = train_keypoint_sync(kp[:, tr], ptr, steps=300, seed=0)
     np.testing.assert_array_equal(keypoint_sync_logits(net2, kp[:, te], pte),
                                   keypoint_sync_logits(net, kp[:, te], pte))
     with pytest.raises(ValueError, match="ka"):
