@@ -85,7 +85,7 @@ def _error_plot(residuals, names, fps):
     return fig
 
 
-def _draw_frame(image, detected, reprojected, skeleton, max_width: int = 560) -> str:
+def _draw_frame(image, detected, reprojected, skeleton, max_side: int = 560) -> str:
     """JPEG data URI of BGR ``image`` with ``detected (J, 2)`` (coloured bones and dots) and
     ``reprojected (J, 2)`` (white bones and crosses) keypoints; NaN joints skipped."""
     img = np.asarray(image)
@@ -95,7 +95,7 @@ def _draw_frame(image, detected, reprojected, skeleton, max_width: int = 560) ->
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"frames: expected BGR images (H, W, 3), got shape {image.shape}")
-    s = min(1.0, max_width / img.shape[1])
+    s = min(1.0, max_side / max(img.shape[:2]))
     img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img.copy()
     r = max(3, int(round(max(img.shape[:2]) / 160)))
     bgr = {"left": (180, 119, 31), "right": (40, 39, 214), "mid": (80, 80, 80)}
@@ -125,7 +125,7 @@ def _draw_frame(image, detected, reprojected, skeleton, max_width: int = 560) ->
 
 def _tables(report, names, K, R, t, size, res, metric, used) -> list:
     """HTML of the summary, calibration-accuracy, camera and figure tables."""
-    unit = "m" if metric else f"arbitrary ({report.get('units') or 'not metric'})"
+    unit = "m" if metric else f"{report.get('units') or 'arbitrary'} (not metric)"
     rows = [(k, report[k]) for k in ("input", "mode", "skeleton", "frames", "joints", "seconds")
             if k in report]
     rows += [("cameras", ", ".join(names)), ("units", unit)]

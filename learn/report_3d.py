@@ -75,25 +75,32 @@ def _pose_traces(P, skeleton, scene: str, show_legend: bool):
 
 
 def _up_vector(X, R, skeleton) -> np.ndarray:
-    """The world's "up" for the 3D view: the median direction from the feet/knees to the
-    head/shoulders of ``X (T, J, 3)`` when the skeleton names them, else the mean of the
-    cameras' -y axes (upright cameras), else +z."""
+    """The world's "up" for the 3D view: the mean of the cameras' -y axes (cameras stand
+    roughly upright; 7.7° from the lab's vertical on the Pose2Sim demo rig, where the body's
+    feet-to-head direction was 13.9° off), its sign checked against the body's feet-to-head
+    direction of ``X (T, J, 3)`` where the skeleton names them (cameras mounted upside down);
+    the body's direction when the cameras give none; else +z."""
     names = [n.lower() for n in skeleton.names]
     top = [j for j, n in enumerate(names) if any(k in n for k in ("head", "nose", "neck",
                                                                        "thorax", "shoulder"))]
     low = [j for j, n in enumerate(names) if any(k in n for k in ("ankle", "heel", "foot",
                                                                        "toe", "knee"))]
+    body = np.zeros(3)
     if top and low:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)          # all-NaN frames
             d = np.nanmean(X[:, top], 1) - np.nanmean(X[:, low], 1)   # (T, 3)
         d = d[np.isfinite(d).all(1)]
         if len(d):
-            d = np.median(d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12), 0)
-            if np.linalg.norm(d) > 1e-6:
-                return d / np.linalg.norm(d)
-    up = -np.nanmean(R[:, 1, :], 0) if np.isfinite(R).any() else np.zeros(3)
-    return up / np.linalg.norm(up) if np.linalg.norm(up) > 1e-9 else np.array([0.0, 0.0, 1.0])
+            body = np.median(d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12), 0)
+    ok = np.isfinite(R).all(axis=(1, 2))
+    up = -R[ok, 1, :].mean(0) if ok.any() else np.zeros(3)
+    if np.linalg.norm(up) > 0.3:
+        up = up / np.linalg.norm(up)
+        return -up if up @ body < 0 else up
+    if np.linalg.norm(body) > 1e-6:
+        return body / np.linalg.norm(body)
+    return np.array([0.0, 0.0, 1.0])
 
 
 def view3d(X, R, t, K, image_size, skeleton, metric: bool, names, *, fps: float = 0.0,
@@ -176,10 +183,12 @@ def view3d(X, R, t, K, image_size, skeleton, metric: bool, names, *, fps: float 
                                    "args": [[None], anim]}]}])
     up = _up_vector(X, R, skeleton)
     away = (centres[np.flatnonzero(ok)[0]] if ok.any() else person + 1.0) - person
-    away = away - up * (away @ up)              # look from the first camera's side, from above
+    away = away - up * (away @ up)   # look from beside the first camera, from above
     if np.linalg.norm(away) < 1e-9:
         away = np.cross(up, [1.0, 0.0, 0.0] if abs(up[0]) < 0.9 else [0.0, 1.0, 0.0])
-    eye = 1.9 * away / np.linalg.norm(away) + 1.0 * up
+    away = away / np.linalg.norm(away)
+    away = np.cos(np.pi / 4) * away + np.sin(np.pi / 4) * np.cross(up, away)   # 45° aside
+    eye = 1.9 * away + 1.2 * up
     unit = " (m)" if metric else " (arbitrary units)"
     half = float(np.nanmax(np.abs(centred))) * 1.1 if np.isfinite(centred).any() else 1.0
     cam = dict(up=dict(zip("xyz", up.tolist())), eye=dict(zip("xyz", eye.tolist())))

@@ -128,6 +128,19 @@ def test_frustums_reproject_onto_the_image_corners():
         frustum_corners(K[:2], rig.R, rig.t, (1000, 800), 1.0)
 
 
+def test_view_up_is_the_lab_vertical_for_upright_and_upside_down_cameras():
+    from learn.report_3d import _up_vector
+    rig = geo.make_ring_rig(4, jitter_deg=10.0, seed=0)      # its images are upside down
+    X = pose.make_motion("walk", 20)                        # z up
+    flip = np.diag([-1.0, -1.0, 1.0])                       # the same cameras, upright images
+    for R in (rig.R, flip @ rig.R):
+        up = _up_vector(X, R, SK)
+        assert np.degrees(np.arccos(up @ [0, 0, 1])) < 1.0
+    # no usable body: the cameras alone (upright ones)
+    up = _up_vector(np.full_like(X, np.nan), flip @ rig.R, SK)
+    assert np.degrees(np.arccos(up @ [0, 0, 1])) < 1.0
+
+
 def test_bad_arguments_are_named(tmp_path, people):
     rig = people.rig
     args = (tmp_path, {}, people.X, rig.R, rig.t, rig.K, rig.image_size, SK, False)
