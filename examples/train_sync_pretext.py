@@ -25,7 +25,6 @@ import copy
 import time
 
 import numpy as np
-import torch
 
 from _common import base_parser
 
