@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     args.out = Path(args.out)
     names = BENCHMARKS if args.name == "all" else [args.name]
+    from ._report import set_run_context   # output names encode --quick and --device
+    set_run_context(quick=args.quick, device=args.device)
     for name in names:
         try:
             mod = importlib.import_module(f"benchmarks.{name}")

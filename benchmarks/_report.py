@@ -11,7 +11,32 @@ import numpy as np
 
 from learn.tables import format_table
 
-__all__ = ["format_table", "write_report", "machine_info", "timed"]
+__all__ = ["format_table", "write_report", "machine_info", "timed", "set_run_context",
+           "output_name"]
+
+#: how the benchmarks run in this process (``python -m benchmarks`` sets it): quick or full size,
+#: and the device; encoded in every output file name so that runs do not overwrite each other
+_CONTEXT: dict = {"quick": None, "device": None}
+
+
+def set_run_context(*, quick: bool, device: str) -> None:
+    """Record the run's size (``--quick``) and ``--device`` for :func:`output_name`."""
+    _CONTEXT.update(quick=bool(quick), device=str(device))
+
+
+def output_name(name: str, *, quick: bool | None = None, device: str | None = None) -> str:
+    """``name`` with the mode and device: ``two_view`` → ``two_view_quick_cpu`` (``--quick``)
+    or ``two_view_cpu`` (full size). ``quick``/``device`` default to :func:`set_run_context`'s;
+    without either, ``name`` is returned as given. A trailing ``_quick`` already in ``name``
+    counts as the mode."""
+    quick = _CONTEXT["quick"] if quick is None else quick
+    device = _CONTEXT["device"] if device is None else device
+    if quick is None and device is None:
+        return name
+    if name.endswith("_quick"):
+        name, quick = name[: -len("_quick")], True
+    dev = "".join(ch if ch.isalnum() else "-" for ch in (device or "cpu"))
+    return f"{name}{'_quick' if quick else ''}_{dev}"
 
 
 def machine_info() -> dict:
@@ -43,20 +68,25 @@ def write_report(name: str, rows: list[dict], out_dir, *, columns: list[str] | N
                  plot: tuple[str, str] | None = None) -> str:
     """Print and save a benchmark table.
 
-    Writes ``out_dir/name.md``, ``out_dir/name.json`` (rows, notes, machine info) and, with
-    ``plot=(label_column, value_column)``, a horizontal bar chart ``out_dir/name.png``.
-    Returns the markdown.
+    Writes ``out_dir/NAME.md``, ``out_dir/NAME.json`` (rows, notes, machine info, mode and
+    device) and, with ``plot=(label_column, value_column)``, a horizontal bar chart
+    ``out_dir/NAME.png``, each atomically; ``NAME`` is :func:`output_name` (``name`` with the
+    mode and device, e.g. ``two_view_quick_cpu``). Returns the markdown.
     """
+    from pose.io_atomic import atomic_path, atomic_write_text
+    title = title or name
+    name = output_name(name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     md = (f"### {title or name}\n\n" + format_table(rows, columns) + "\n")
     if notes:
         md += "\n" + "\n".join(f"- {k}: {v}" for k, v in notes.items()) + "\n"
-    (out_dir / f"{name}.md").write_text(md)
+    atomic_write_text(out_dir / f"{name}.md", md)
     clean = [{k: (float(v) if isinstance(v, (np.floating, np.integer)) else v) for k, v in r.items()}
              for r in rows]
-    (out_dir / f"{name}.json").write_text(json.dumps(
+    atomic_write_text(out_dir / f"{name}.json", json.dumps(
         {"name": name, "title": title, "rows": clean, "notes": notes or {},
+         "quick": _CONTEXT["quick"], "device": _CONTEXT["device"],
          "machine": machine_info()}, indent=2, default=str))
     if plot is not None:
         import matplotlib
@@ -71,7 +101,8 @@ def write_report(name: str, rows: list[dict], out_dir, *, columns: list[str] | N
             ax.set_xlabel(val)
             ax.set_title(title or name)
             fig.tight_layout()
-            fig.savefig(out_dir / f"{name}.png", dpi=100)
+            with atomic_path(out_dir / f"{name}.png") as tmp:
+                fig.savefig(tmp, dpi=100, format="png")
             plt.close(fig)
     print(md, flush=True)
     return md
