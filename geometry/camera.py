@@ -157,7 +157,10 @@ def matrix_to_rodrigues(R) -> np.ndarray:
 
 def invert_pose(R, t):
     """Inverse of ``X ↦ R X + t``: returns ``(Rᵀ, -Rᵀ t)``."""
-    return _invert_pose(as_matrix("R", R, 3, 3), as_array("t", t, tail=(3,), finite=True))
+    R = as_matrix("R", R, 3, 3)
+    t = as_array("t", t, tail=(3,), finite=True)
+    batch_shape({"R": 2, "t": 1}, R=R, t=t)
+    return _invert_pose(R, t)
 
 
 def _invert_pose(R, t):

@@ -170,8 +170,8 @@ def check_ransac_options(threshold, confidence, max_iterations, seed):
     threshold = check_positive("threshold", threshold)
     confidence = check_probability("confidence", confidence)
     if isinstance(max_iterations, bool) or not isinstance(max_iterations, (int, np.integer)) \
-            or max_iterations < 1:
-        raise ValueError(f"max_iterations: expected a positive integer, got {max_iterations!r}")
+            or not 1 <= max_iterations <= 10 ** 9:
+        raise ValueError(f"max_iterations: expected an integer in [1, 1e9], got {max_iterations!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed: expected an integer, got {seed!r}")
     return threshold, confidence, int(max_iterations), int(seed) & 0xFFFFFFFFFFFFFFFF

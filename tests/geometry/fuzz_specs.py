@@ -367,8 +367,51 @@ def s_vector_median(d):
     return (points(d, b, n, 3), mask(d, b + (n,))), dict(axis=scalar(d, -2, extra=(5, -9)))
 
 
+def _trials(d):
+    """A session: 0–3 trials of the multi-view scene's cameras (some corrupted)."""
+    n = d(st.sampled_from([0, 1, 2, 2, 3]))
+    out = []
+    for _ in range(n):
+        x, _, C, T, J = views(d)
+        out.append(x)
+    return out if d(st.booleans()) or not out else tuple(out)
+
+
+def s_calibrate_session(d):
+    trials = _trials(d)
+    K = None if d(st.booleans()) else corrupt(d, _MV.rig.K)
+    return (trials, K), dict(image_size=corrupt(d, [1000, 1000]) if K is None or d(st.booleans())
+                             else None, max_frames=scalar(d, 8), min_confidence=scalar(d, 0.0),
+                             **_rig_kw(d))
+
+
+def s_triangulate_session(d):
+    trials = _trials(d)
+    cal = _SESSION if d(st.integers(0, 4)) else d(st.sampled_from([None, "cal", 3]))
+    return (trials, cal), dict(threshold=None if d(st.booleans()) else scalar(d, 10.0),
+                               min_confidence=scalar(d, 0.0), chunk_points=scalar(d, 1000))
+
+
+def s_reconstruct_session(d):
+    trials = _trials(d)
+    K = None if d(st.booleans()) else corrupt(d, _MV.rig.K)
+    return (trials, K), dict(image_size=corrupt(d, [1000, 1000]) if K is None else None,
+                             max_frames=scalar(d, 8), ba_iterations=scalar(d, 3))
+
+
+def s_select_frames(d):
+    x, K, C, T, J = views(d)
+    return (x, corrupt(d, K), mask(d, (C, T, J))), dict(
+        max_frames=scalar(d, d(st.integers(0, 6))), groups=None if d(st.booleans()) else
+        corrupt(d, _rng(d).integers(0, 3, T)), min_per_group=scalar(d, 2),
+        min_views=scalar(d, 2), even_fraction=scalar(d, 0.5, extra=(1.0,)),
+        pool_size=scalar(d, 50))
+
+
+_SESSION = geo.calibrate_session([_MV.x], _MV.rig.K, max_frames=8, ba_iterations=3)
 SPECS = {name[2:]: fn for name, fn in list(globals().items()) if name.startswith("s_")}
-SLOW = {"reconstruct_rig": 40, "reconstruct_rig_windowed": 25, "bundle_adjust": 60,
+SLOW = {"calibrate_session": 30, "reconstruct_session": 30, "triangulate_session": 50,
+        "reconstruct_rig": 40, "reconstruct_rig_windowed": 25, "bundle_adjust": 60,
         "estimate_time_offsets": 50, "make_multiview_scene": 60, "estimate_relative_pose": 80,
         "estimate_fundamental": 80}
 DEFAULT_EXAMPLES = 110
