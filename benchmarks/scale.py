@@ -65,17 +65,19 @@ def _label_rows(args, rows, notes, tmp: Path):
     _warm(str(warm))                                           # this process too
 
     def timed(label, **kw):
-        walls, frames_done, loads = [], 0, [_load()]
+        walls, cpus, frames_done, loads = [], [], 0, [_load()]
         for r in range(repeat):
             res = reconstruct_sessions(sessions, tmp / f"out_{label}_{r}", overwrite=True, **kw,
                                        **OPTIONS)
             assert res.count("failed") == 0, res.table()
             walls.append(res.seconds)
+            cpus += [o.cpu_seconds for o in res.outcomes]
             frames_done = res.frames
         loads.append(_load())
+        cpu_seconds[label] = float(np.median(cpus))
         return float(np.median(walls)), frames_done, loads
 
-    walls = {}
+    walls, cpu_seconds = {}, {}
     default_threads = numba.get_num_threads()
     for threads in (1, default_threads):
         numba.set_num_threads(threads)
@@ -84,7 +86,8 @@ def _label_rows(args, rows, notes, tmp: Path):
         walls[f"in-process {threads}"] = w
         rows.append({"task": "labelling", "method": f"in-process (Numba {threads} thread"
                      f"{'s' if threads > 1 else ''})", "workers": 0, "frames": f,
-                     "seconds": w, "frames_per_s": f / w, "load_1min": loads})
+                     "seconds": w, "frames_per_s": f / w, "load_1min": loads,
+                     "cpu_s_per_session": cpu_seconds[f"inproc{threads}"]})
     for nw in (1, 2):
         cluster = distributed.LocalCluster(n_workers=nw, threads_per_worker=1, processes=True,
                                            dashboard_address=None, silence_logs=40,
@@ -102,7 +105,8 @@ def _label_rows(args, rows, notes, tmp: Path):
         walls[f"dask {nw}"] = w
         rows.append({"task": "labelling", "method": "Dask LocalCluster", "workers": nw,
                      "frames": f, "seconds": w, "frames_per_s": f / w, "load_1min": loads,
-                     "empty_task_ms": 1000 * per_task})
+                     "empty_task_ms": 1000 * per_task,
+                     "cpu_s_per_session": cpu_seconds[f"dask{nw}"]})
     one = next(r for r in rows if r["method"] == "Dask LocalCluster" and r["workers"] == 1)
     for r in rows:
         if r["task"] == "labelling":
@@ -110,7 +114,10 @@ def _label_rows(args, rows, notes, tmp: Path):
     notes["per-task overhead"] = (
         f"empty-task round trip {rows[-2]['empty_task_ms']:.1f} ms (1 worker) / "
         f"{rows[-1]['empty_task_ms']:.1f} ms (2 workers); 1-worker wall - in-process 1-thread "
-        f"wall = {1000 * (walls['dask 1'] - walls['in-process 1']) / n:.0f} ms per session task")
+        f"wall = {1000 * (walls['dask 1'] - walls['in-process 1']) / n:.0f} ms per session task; "
+        f"CPU time per session (median, process of the task): in-process 1 thread "
+        f"{cpu_seconds['inproc1']:.2f} s, 1 worker {cpu_seconds['dask1']:.2f} s, 2 workers "
+        f"{cpu_seconds['dask2']:.2f} s")
 
 
 def _train_worker(argv) -> None:
@@ -191,13 +198,14 @@ def run(args) -> str:
         _train_rows(args, rows, notes, Path(tmp))
     for r in rows:
         for k in ("seconds", "frames_per_s", "samples_per_s", "speedup", "empty_task_ms",
-                  "final_loss"):
+                  "final_loss", "cpu_s_per_session"):
             if isinstance(r.get(k), float):
                 r[k] = round(r[k], 4 if k == "final_loss" else 2)
     return write_report("scale" + ("_quick" if args.quick else ""), rows, args.out,
                         title="Scale-out: Dask labelling, torchrun training",
                         columns=["task", "method", "workers", "frames", "seconds",
-                                 "frames_per_s", "speedup", "empty_task_ms", "load_1min"],
+                                 "frames_per_s", "speedup", "cpu_s_per_session",
+                                 "empty_task_ms", "load_1min"],
                         notes=notes)
 
 

@@ -40,8 +40,9 @@ __all__ = ["SessionOutcome", "ScaleRun", "reconstruct_sessions", "run_session",
 class SessionOutcome:
     """One session of a run: ``status`` ``"done"``, ``"skipped"`` (complete outputs found) or
     ``"failed"`` (``error`` names the session and the cause); ``frames`` labelled (of the
-    stored outputs when skipped); ``seconds`` of the task; ``trials_skipped``: unreadable trials
-    the session went on without (named in ``error``); ``worker``: host:pid that ran it."""
+    stored outputs when skipped); ``seconds`` of the task (wall) and ``cpu_seconds`` (CPU time of
+    the process running it); ``trials_skipped``: unreadable trials the session went on without
+    (named in ``error``); ``worker``: host:pid that ran it."""
 
     session: str
     out: str
@@ -51,6 +52,7 @@ class SessionOutcome:
     error: str = ""
     trials_skipped: int = 0
     worker: str = ""
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -152,19 +154,21 @@ def run_session(session, dest, options: dict, overwrite: bool = False) -> dict:
     Runs :func:`learn.session.reconstruct_session_folder` (``**options``) into the staging
     folder ``dest.parent/.<dest.name>.partial`` (a leftover one from a killed run is deleted
     first) and renames it onto ``dest`` once everything, ``scale.json`` last, is written.
-    Returns ``{"status", "frames", "seconds", "trials_skipped", "skipped_trials", "worker"}``;
+    Returns ``{"status", "frames", "seconds", "cpu_seconds", "trials_skipped",
+    "skipped_trials", "worker"}``;
     errors propagate (the staging folder is removed)."""
     from pose.io_atomic import atomic_write_text
     from .session import reconstruct_session_folder
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     session, dest = Path(session), Path(dest)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     if not overwrite:
         done, frames = outputs_complete(session, dest, options)
         if done:
             return {"status": "skipped", "frames": frames, "seconds": time.perf_counter() - t0,
-                    "trials_skipped": 0, "skipped_trials": {}, "worker": worker}
+                    "cpu_seconds": time.process_time() - c0, "trials_skipped": 0,
+                    "skipped_trials": {}, "worker": worker}
     if not session.is_dir():
         raise ValueError(f"SESSION: {session} is not a folder")
     staging = dest.with_name(f".{dest.name}.partial")
@@ -182,7 +186,8 @@ def run_session(session, dest, options: dict, overwrite: bool = False) -> dict:
         raise
     failed = dict(report.get("failed", {}))
     return {"status": "done", "frames": int(report["frames"]),
-            "seconds": time.perf_counter() - t0, "trials_skipped": len(failed),
+            "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+            "trials_skipped": len(failed),
             "skipped_trials": failed, "worker": worker}
 
 
@@ -194,7 +199,8 @@ def _outcome(session, dest, result=None, exc=None, seconds=0.0) -> SessionOutcom
         return SessionOutcome(str(session), str(dest), "failed", seconds=seconds, error=msg)
     err = "; ".join(f"trial {k} skipped: {v}" for k, v in result["skipped_trials"].items())
     return SessionOutcome(str(session), str(dest), result["status"], result["frames"],
-                          result["seconds"], err, result["trials_skipped"], result["worker"])
+                          result["seconds"], err, result["trials_skipped"], result["worker"],
+                          result["cpu_seconds"])
 
 
 def _client_for(client, workers: int, threads_per_worker: int):
