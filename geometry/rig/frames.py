@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 
+from ..common.checks import check_int, check_real
 from ..common.validate import as_mask, as_matrix, as_points
 
 __all__ = ["select_frames", "frame_features"]
@@ -77,13 +78,19 @@ def select_frames(x, K, mask=None, *, max_frames: int = 400, groups=None,
     C, T, J = x.shape[:3]
     K = as_matrix("K", K, 3, 3, (C,))
     obs = as_mask("mask", mask, (C, T, J)) & np.all(np.isfinite(x), -1)
-    if int(max_frames) < 1:
-        raise ValueError(f"max_frames: expected >= 1, got {max_frames}")
-    if not 0.0 <= float(even_fraction) <= 1.0:
-        raise ValueError(f"even_fraction: expected a value in [0, 1], got {even_fraction}")
-    g = np.zeros(T, np.int64) if groups is None else np.asarray(groups)
-    if g.shape != (T,):
-        raise ValueError(f"groups: expected shape ({T},), got shape {g.shape}")
+    max_frames = check_int("max_frames", max_frames, 1, None)
+    min_per_group = check_int("min_per_group", min_per_group, 0, None)
+    min_views = check_int("min_views", min_views, 1, None)
+    pool_size = check_int("pool_size", pool_size, 1, None)
+    even_fraction = check_real("even_fraction", even_fraction, 0.0, 1.0)
+    if groups is None:
+        g = np.zeros(T, np.int64)
+    else:
+        g = np.asarray(groups)
+        if g.shape != (T,) or not (np.issubdtype(g.dtype, np.integer)
+                                   or np.issubdtype(g.dtype, np.bool_)):
+            raise ValueError(f"groups: expected integers of shape ({T},), got {g.dtype} "
+                             f"shape {g.shape}")
     cover = obs.sum(-1) >= max(1, (J + 1) // 2)                 # (C, T)
     eligible = np.flatnonzero(cover.sum(0) >= min_views)
     E = eligible.size

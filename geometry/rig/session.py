@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..common.checks import check_int, check_real, check_seed
 from ..common.validate import as_array, as_matrix, as_points
 from ..triangulation.fusion import triangulate_multiview
 from .frames import select_frames
@@ -82,12 +83,15 @@ class TrialLabels:
 
 def _as_trials(trials, arg, confidences, masks):
     """Validate → list of ``(x (C, N, J, 2), w (C, N, J), shape)`` with people folded into N."""
-    if isinstance(trials, np.ndarray) or not hasattr(trials, "__len__"):
+    if not isinstance(trials, (list, tuple)):
         raise ValueError(f"{arg}: expected a sequence of per-trial arrays (C, T, J, 2) or "
                          f"(C, T, P, J, 2), got {type(trials).__name__}")
     if len(trials) == 0:
         raise ValueError(f"{arg}: no trials")
     for name, seq in (("confidences", confidences), ("masks", masks)):
+        if seq is not None and not isinstance(seq, (list, tuple)):
+            raise ValueError(f"{name}: expected a sequence with one entry per trial, got "
+                             f"{type(seq).__name__}")
         if seq is not None and len(seq) != len(trials):
             raise ValueError(f"{name}: expected one entry per trial ({len(trials)}), "
                              f"got {len(seq)}")
@@ -104,6 +108,9 @@ def _as_trials(trials, arg, confidences, masks):
                              f"trial 0 has {C} × {J} (shape {x.shape})")
         shape = x.shape[1:-2]
         w = np.ones(x.shape[:-1])
+        if x.shape[0] < 2 or x.shape[-2] < 1 or any(s_ < 0 for s_ in x.shape):
+            raise ValueError(f"{arg}[{i}]: need at least 2 cameras and 1 joint, got shape "
+                             f"{x.shape}")
         if confidences is not None and confidences[i] is not None:
             w = np.nan_to_num(as_array(f"confidences[{i}]", confidences[i]), nan=0.0)
             if w.shape != x.shape[:-1]:
@@ -156,7 +163,12 @@ def calibrate_session(trials, K=None, *, confidences=None, masks=None, image_siz
         :class:`SessionCalibration`. Bad arguments raise ``ValueError`` naming the trial.
     """
     t0 = time.perf_counter()
+    max_frames = check_int("max_frames", max_frames, 2, None)
+    min_confidence = check_real("min_confidence", min_confidence, 0.0)
+    seed = check_seed("seed", seed)
     data, C, J = _as_trials(trials, "trials", confidences, masks)
+    if names is not None and (isinstance(names, str) or not hasattr(names, "__len__")):
+        raise ValueError(f"names: expected one name per trial, got {names!r}")
     names = [f"trial {i}" for i in range(len(data))] if names is None else list(map(str, names))
     if len(names) != len(data):
         raise ValueError(f"names: expected {len(data)} names, got {len(names)}")
@@ -234,6 +246,10 @@ def triangulate_session(trials, calibration: SessionCalibration, *, confidences=
     :class:`TrialLabels` per trial, shaped like its input."""
     if not isinstance(calibration, SessionCalibration):
         raise ValueError("calibration: expected a SessionCalibration (from calibrate_session)")
+    min_confidence = check_real("min_confidence", min_confidence, 0.0)
+    chunk_points = check_int("chunk_points", chunk_points, 1, None)
+    if threshold is not None:
+        threshold = check_real("threshold", threshold, 0.0, lo_open=True)
     data, C, J = _as_trials(trials, "trials", confidences, masks)
     if C != calibration.R.shape[0]:
         raise ValueError(f"trials: {C} cameras, the calibration has {calibration.R.shape[0]}")

@@ -81,15 +81,9 @@ def test_every_public_function_has_a_fuzz_spec():
     assert sorted(SPECS) == names
 
 
-# Public functions added after this suite (the session API) whose findings are reported to
-# their owner and not fixed here: strict xfail, so the fix turns them into failures to remove.
-KNOWN = {
-    "select_frames": "NaN/inf scalars (max_frames, pool_size, …) reach int(): ValueError/"
-                     "OverflowError not naming the argument",
-    "calibrate_session": "ragged/None trials reach np.asarray/int(): errors not naming 'trials'",
-    "triangulate_session": "empty trials: 'cannot reshape array of size 0' not naming 'trials'",
-    "reconstruct_session": "inf/None scalars and empty trials: OverflowError, unnamed errors",
-}
+# Public functions with known, reported findings: strict xfail, so a fix turns them into failures
+# to remove from this dict.
+KNOWN: dict = {}   # (the session API's findings were fixed)
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
