@@ -3,7 +3,7 @@
 Labelling: the same synthetic sessions (:func:`learn.scale.write_synthetic_session`, OpenPose JSON
 on disk, 4 cameras) labelled by :func:`learn.scale.reconstruct_sessions` in this process (Numba
 on 1 thread, and on the default threads) and on a ``LocalCluster`` of 1 and of 2 worker
-processes (1 thread each; the workers are warmed up first: imports and Numba's cached kernels
+processes (:func:`learn.scale.start_local_cluster`, 1 thread each; the workers are warmed up first: imports and Numba's cached kernels
 loaded, so the rows time labelling, not start-up). Throughput = frames labelled / wall time of
 the run (median of the repeats). Per-task overhead: the round trip of an empty task on the
 cluster, and (1-worker wall − in-process 1-thread wall) / sessions.
@@ -53,7 +53,7 @@ def _label_rows(args, rows, notes, tmp: Path):
     import distributed
     import numba
 
-    from learn.scale import reconstruct_sessions, write_synthetic_session
+    from learn.scale import reconstruct_sessions, start_local_cluster, write_synthetic_session
     n, trials, frames, repeat = (4, 1, 80, 1) if args.quick else (8, 2, 150, 3)
     t0 = time.perf_counter()
     sessions = [write_synthetic_session(tmp / "in" / f"session_{i:02d}", trials=trials,
@@ -89,9 +89,7 @@ def _label_rows(args, rows, notes, tmp: Path):
                      "seconds": w, "frames_per_s": f / w, "load_1min": loads,
                      "cpu_s_per_session": cpu_seconds[f"inproc{threads}"]})
     for nw in (1, 2):
-        cluster = distributed.LocalCluster(n_workers=nw, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=40,
-                                           env={"NUMBA_NUM_THREADS": "1"})
+        cluster = start_local_cluster(nw, 1)
         client = distributed.Client(cluster)
         try:
             client.run(_warm, str(warm))
