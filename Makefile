@@ -12,10 +12,10 @@ $(BIN)/python:
 
 # Runtime only (numpy, scipy, numba, opencv): enough for the geometry and the demo.
 # ... then compile the Numba kernels into the on-disk cache, two groups in two processes, so
-# that the first call does not wait minutes for compilation (geometry/common/warmup.py).
+# that the first call does not wait minutes for compilation (learn/warmup.py).
 $(VENV)/.base: $(BIN)/python setup.py
 	$(PIP) install -q -e .
-	$(BIN)/python -m geometry.common.warmup --jobs 2
+	$(BIN)/python -m learn.warmup --jobs 2
 	touch $@
 
 # Everything the tests need. torch first, pinned to the CPU wheel on local disk,

@@ -1,15 +1,15 @@
 """Compile the Numba kernels of the main paths ahead of use, in parallel processes.
 
-``python -m geometry.common.warmup [--jobs N]`` (run by ``make`` right after installing) calls
-each kernel group once on tiny data in its own process, so the on-disk Numba cache (``cache=True``,
+``python -m learn.warmup [--jobs N]`` (run by ``make`` right after installing) runs the main jobs
+(the ``frame`` and ``rig``/``calibrated`` pseudo-label paths that ``epigeo`` and its demo use) once
+on tiny data, each group in its own process, so the on-disk Numba cache (``cache=True``,
 in the package's ``__pycache__`` folders) is filled before a user's first call: Numba compiles
 on one thread, so N processes compile N groups at once, and a first ``reconstruct_rig`` or
 ``epigeo demo`` then loads machine code instead of compiling for minutes.
 
-Groups (about equal compile times): the relative-pose engine (F-RANSAC, E, cheirality: what
-``reconstruct_rig`` and the per-frame recipe use); and the triangulation kernels (DLT, robust
-multi-view, Hartley–Sturm, medians). Kernels off these paths (``estimate_fundamental``'s own
-batch kernel, time offsets, …) still compile on first use.
+The calls are the real paths rather than each kernel alone: Numba compiles one specialisation
+per argument layout, so only the same calls fill the cache entries a first run looks up. Kernels
+off these paths (time offsets, windows, …) still compile on first use.
 """
 from __future__ import annotations
 
@@ -20,25 +20,29 @@ import time
 __all__ = ["warm_up", "GROUPS"]
 
 
-def _epipolar() -> None:
-    import geometry as geo
-    sc = geo.make_two_view_scene(4, 17, noise=1.0, outlier_ratio=0.1, seed=0)
-    geo.estimate_relative_pose(sc.x1, sc.x2, sc.K1, sc.K2)
+def _case():
+    from .demo import make_synthetic_case
+    people = make_synthetic_case(1, 6, seed=0)
+    return people, people.rig
 
 
-def _triangulation() -> None:
-    import numpy as np
-    import geometry as geo
-    sc = geo.make_multiview_scene(4, 17, noise=1.0, outlier_ratio=0.1, seed=0)
-    P = geo.projection_matrix(sc.rig.K, sc.rig.R, sc.rig.t)
-    x = sc.x.reshape(sc.x.shape[0], -1, 2)
-    geo.triangulate_multiview(P, x)
-    geo.triangulate_dlt(P, x)
-    geo.triangulate_optimal(x[0], x[1], P[0], P[1])
-    geo.vector_median(np.random.default_rng(0).normal(size=(3, 5, 3)))
+def _frames() -> None:
+    """The per-frame recipe (``frame`` mode): F-RANSAC, E, cheirality, Hartley–Sturm, medians."""
+    from .pseudo_labels import make_pseudo_labels
+    people, rig = _case()
+    make_pseudo_labels(people.x, rig.K, people.confidence, mode="frame")
 
 
-GROUPS = {"epipolar": _epipolar, "triangulation": _triangulation}
+def _rig() -> None:
+    """Static rigs and calibrated labels: pooled relative pose, DLT, robust multi-view."""
+    from .pseudo_labels import make_pseudo_labels
+    people, rig = _case()
+    make_pseudo_labels(people.x, rig.K, people.confidence, mode="rig")
+    make_pseudo_labels(people.x, rig.K, people.confidence, mode="calibrated",
+                       cameras=(rig.R, rig.t))
+
+
+GROUPS = {"frame": _frames, "rig": _rig}
 
 
 def _run(name: str) -> tuple[str, float]:
@@ -63,7 +67,7 @@ def warm_up(jobs: int = 2, *, quiet: bool = False) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m geometry.common.warmup", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m learn.warmup", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--jobs", type=int, default=2, help="processes (default 2)")
     args = p.parse_args(argv)
