@@ -164,6 +164,18 @@ def _sync(args, rows, notes):
                              f"{(-delays).tolist()} (whole frames {r.integer.tolist()})")
 
 
+def pose2sim_views(d, key):
+    """Undistorted pixels (NaN where confidence 0) and confidences of one Pose2Sim trial
+    (``key`` e.g. ``"balancing_kp2d"``) of the loaded ``pose2sim_demo.npz`` ``d``."""
+    import geometry as geo
+    kp, K, dist = d[key], d["K"], d["dist"]
+    x, conf = kp[..., :2].copy(), kp[..., 2].copy()
+    x[conf <= 0] = np.nan
+    for c in range(len(K)):
+        x[c] = geo.undistort_points(x[c], K[c], dist[c])
+    return x, conf
+
+
 def _pose2sim(args, rows, notes):
     import geometry as geo
     path = SHARED / "pose2sim_demo" / "pose2sim_demo.npz"
@@ -171,11 +183,8 @@ def _pose2sim(args, rows, notes):
         notes["Pose2Sim"] = "skipped: ../shared/data absent"
         return
     d = np.load(path)
-    kp, K, dist, R_true = d["balancing_kp2d"], d["K"], d["dist"], d["R"]
-    x, conf = kp[..., :2].copy(), kp[..., 2].copy()
-    x[conf <= 0] = np.nan
-    for c in range(len(K)):
-        x[c] = geo.undistort_points(x[c], K[c], dist[c])
+    K, R_true = d["K"], d["R"]
+    x, conf = pose2sim_views(d, "balancing_kp2d")
     case = "Pose2Sim balancing (real OpenPose), K known, 100 frames"
     rec = geo.reconstruct_rig(x, K, confidence=conf, min_confidence=0.2, seed=args.seed)
     row = _epigeo_row(case, rec, R_true)

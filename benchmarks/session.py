@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from ._report import write_report
-from .rig import SHARED, _nmpjpe, _pair_errors
+from .rig import SHARED, _nmpjpe, _pair_errors, pose2sim_views
 
 __all__ = ["run", "make_session"]
 
@@ -117,16 +117,9 @@ def _pose2sim(args, rows, notes):
         notes["Pose2Sim"] = "skipped: ../shared/data absent"
         return
     d = np.load(path)
-    K, dist, R_true = d["K"], d["dist"], d["R"]
-    xs, confs = [], []
-    for key in ("balancing_kp2d", "static_kp2d"):
-        kp = d[key]
-        x, conf = kp[..., :2].copy(), kp[..., 2].copy()
-        x[conf <= 0] = np.nan
-        for c in range(len(K)):
-            x[c] = geo.undistort_points(x[c], K[c], dist[c])
-        xs.append(x)
-        confs.append(conf)
+    K, R_true = d["K"], d["R"]
+    xs, confs = zip(*(pose2sim_views(d, k) for k in ("balancing_kp2d", "static_kp2d")))
+    xs, confs = list(xs), list(confs)
     case = "Pose2Sim balancing (100 frames) + static (12 frames), real OpenPose, K known"
     t0 = time.perf_counter()
     cal = geo.calibrate_session(xs, K, confidences=confs, min_confidence=0.2, seed=args.seed)
