@@ -31,34 +31,6 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _norm(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch.isalnum())
-
-
-def _match_cameras(calib, names):
-    """``calib`` restricted/reordered to the input cameras ``names`` (matched by name ignoring
-    case and punctuation: ``cam_01`` = ``cam01``; by order when the names do not match)."""
-    import pose
-
-    cal = [_norm(n) for n in calib.names]
-    inp = [_norm(n) for n in names]
-    if set(inp) <= set(cal) and len(set(cal)) == len(cal):
-        missing = [n for n, k in zip(calib.names, cal) if k not in inp]
-        if missing:
-            raise ValueError(f"INPUT: camera(s) {', '.join(missing)} of the calibration have no "
-                             f"detections (input cameras: {', '.join(names)})")
-        idx = [cal.index(k) for k in inp]
-        return pose.Calibration(names=tuple(calib.names[i] for i in idx),
-                                image_size=calib.image_size[idx], K=calib.K[idx],
-                                dist=calib.dist[idx], R=calib.R[idx], t=calib.t[idx])
-    if calib.num_cameras != len(names):
-        unmatched = [n for n, k in zip(names, inp) if k not in cal]
-        raise ValueError(f"--calib: {calib.num_cameras} cameras in the calibration "
-                         f"({', '.join(calib.names)}), {len(names)} in the input "
-                         f"({', '.join(names)}); not in the calibration: {', '.join(unmatched)}")
-    return calib
-
-
 class UnusableResult(Exception):
     """The run finished but its result cannot be used (exit code 3); nothing was written."""
 
@@ -82,7 +54,8 @@ def _prepare(det, calib, intrinsics_only, image_size, focal):
 
     C = det.keypoints.shape[0]
     if calib is not None:
-        calib = _match_cameras(calib, det.camera_names)
+        from .inputs import match_calibration
+        calib = match_calibration(calib, det.camera_names)
         sizes = [tuple(s) for s in calib.image_size]
     else:
         image_size = image_size or det.image_size

@@ -188,3 +188,29 @@ def sanitize_keypoints(keypoints, camera_names, image_sizes, *, margin: float = 
         raise ValueError(f"INPUT: camera(s) {', '.join(empty)} have no usable keypoint after the "
                          "sanity checks (" + "; ".join(msgs) + ")")
     return kp, msgs
+
+
+def _norm(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def match_calibration(calib, names):
+    """``calib`` restricted/reordered to the input cameras ``names`` (matched by name ignoring
+    case and punctuation: ``cam_01`` = ``cam01``; by order when the names do not match)."""
+    cal = [_norm(n) for n in calib.names]
+    inp = [_norm(n) for n in names]
+    if set(inp) <= set(cal) and len(set(cal)) == len(cal):
+        missing = [n for n, k in zip(calib.names, cal) if k not in inp]
+        if missing:
+            raise ValueError(f"INPUT: camera(s) {', '.join(missing)} of the calibration have no "
+                             f"detections (input cameras: {', '.join(names)})")
+        idx = [cal.index(k) for k in inp]
+        return pose.Calibration(names=tuple(calib.names[i] for i in idx),
+                                image_size=calib.image_size[idx], K=calib.K[idx],
+                                dist=calib.dist[idx], R=calib.R[idx], t=calib.t[idx])
+    if calib.num_cameras != len(names):
+        unmatched = [n for n, k in zip(names, inp) if k not in cal]
+        raise ValueError(f"--calib: {calib.num_cameras} cameras in the calibration "
+                         f"({', '.join(calib.names)}), {len(names)} in the input "
+                         f"({', '.join(names)}); not in the calibration: {', '.join(unmatched)}")
+    return calib

@@ -79,7 +79,7 @@ def reconstruct_session_folder(session, out, *, calib=None, intrinsics_only: boo
     compared with the estimate (``against_calibration``). Without ``calib`` give ``image_size``
     ``(width, height)`` px (and optionally ``focal`` px). Returns the session report (dict).
     Raises ``ValueError`` naming the folder when no trial can be read."""
-    from .inputs import load_detections
+    from .inputs import load_detections, match_calibration
     from .label_files import save_pseudo_labels
     from .pseudo_labels import make_pseudo_labels
     from .report import camera_pair_errors, root_joints, summarize_pair_errors, write_json
@@ -107,8 +107,7 @@ def reconstruct_session_folder(session, out, *, calib=None, intrinsics_only: boo
         raise ValueError(f"INPUT: {session}: trials have different joint counts {sorted(J)}")
     cal_in = pose.read_calibration_toml(calib) if calib else None
     if cal_in is not None:
-        from .cli import _match_cameras
-        cal_in = _match_cameras(cal_in, tuple(names))
+        cal_in = match_calibration(cal_in, tuple(names))
     xs, confs, order = [], [], list(dets)
     for tr in order:
         x, conf = _align_cameras(dets[tr], names)
