@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CocoKeypoints", "read_coco_keypoints", "write_coco_keypoints"]
+__all__ = ["CocoKeypoints", "read_coco_keypoints", "write_coco_keypoints", "coco_frames"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,38 @@ def read_coco_keypoints(path, *, category_id: int | None = 1) -> CocoKeypoints:
                          image_id=np.array(ids, dtype=np.int64), score=np.array(scores),
                          bbox=np.stack(boxes) if boxes else np.zeros((0, 4)),
                          file_name=files, joint_names=names)
+
+
+def coco_frames(coco: CocoKeypoints, *, all_people: bool = False, image_ids=None):
+    """Group annotations by image: ``(image_ids (T,), keypoints)``, images in ``image_id``
+    order (or the order of ``image_ids``, which may hold images without annotations).
+
+    Default: ``keypoints (T, J, 3)``, the highest-scoring person of each image (zeros where an
+    image has nobody). ``all_people``: ``(T, P, J, 3)``, every person of an image by
+    descending score (ties: file order), ``P`` the largest count (at least 1), **NaN** where a
+    slot has no person (the convention of :mod:`pose.io_openpose`)."""
+    kp, ids = coco.keypoints, coco.image_id
+    J = kp.shape[1]
+    frames = np.unique(ids) if image_ids is None else np.asarray(image_ids, np.int64).reshape(-1)
+    pos = {int(i): k for k, i in enumerate(frames)}
+    slots: list = [[] for _ in frames]
+    for k, i in enumerate(ids):
+        if int(i) in pos:
+            slots[pos[int(i)]].append(k)
+    for s in slots:
+        s.sort(key=lambda k: -coco.score[k])    # stable: ties keep file order
+    if not all_people:
+        out = np.zeros((len(frames), J, 3))
+        for t, s in enumerate(slots):
+            if s:
+                out[t] = kp[s[0]]
+        return frames, out
+    P = max([1] + [len(s) for s in slots])
+    out = np.full((len(frames), P, J, 3), np.nan)
+    for t, s in enumerate(slots):
+        if s:
+            out[t, :len(s)] = kp[s]
+    return frames, out
 
 
 def write_coco_keypoints(path, keypoints, image_id, *, score=None, joint_names=None,

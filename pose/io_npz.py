@@ -8,7 +8,8 @@ them needs ``allow_pickle``: only open files you trust.
 **Project format** (version 1, no pickles): cameras ``K (C,3,3)``, ``dist (C,D)``, ``R (C,3,3)``,
 ``t (C,3)`` (``x_cam = R X + t``, metres), ``image_size (C,2)`` (width, height), ``camera_names
 (C,)``; ``keypoints (C,T,J,3)`` ``[u, v, confidence]`` (confidence 0 = missing); optional ``X
-(T,J,3)`` metres; ``joint_names (J,)``, ``skeleton`` (name), ``fps``; ``quality/<name>`` arrays
+(T,J,3)`` metres;  several people: ``keypoints (C,T,P,J,3)`` (P detection slots per frame, NaN
+where a slot has no person, as :mod:`pose.io_openpose`) and ``X (T,N,J,3)`` per person; ``joint_names (J,)``, ``skeleton`` (name), ``fps``; ``quality/<name>`` arrays
 (any per-frame or per-camera quality measure, e.g. reprojection error).
 """
 from __future__ import annotations
@@ -46,17 +47,22 @@ def save_project_npz(path, data: ProjectData) -> None:
     """Write ``data`` to ``path`` (compressed, no pickles); shapes are checked first."""
     C = np.shape(data.K)[0]
     kp = np.asarray(data.keypoints, dtype=np.float64)
-    if kp.ndim != 4 or kp.shape[0] != C or kp.shape[-1] != 3:
-        raise ValueError(f"keypoints: expected shape ({C}, T, J, 3), got shape {kp.shape}")
-    T, J = kp.shape[1:3]
+    if kp.ndim not in (4, 5) or kp.shape[0] != C or kp.shape[-1] != 3:
+        raise ValueError(f"keypoints: expected shape ({C}, T, J, 3) or ({C}, T, P, J, 3), got "
+                         f"shape {kp.shape}")
+    T, J = kp.shape[1], kp.shape[-2]
     for key, shape in (("K", (C, 3, 3)), ("R", (C, 3, 3)), ("t", (C, 3)), ("image_size", (C, 2))):
         if np.shape(getattr(data, key)) != shape:
             raise ValueError(f"{key}: expected shape {shape}, got shape "
                              f"{np.shape(getattr(data, key))}")
     if np.ndim(data.dist) != 2 or np.shape(data.dist)[0] != C:
         raise ValueError(f"dist: expected shape ({C}, D), got shape {np.shape(data.dist)}")
-    if data.X is not None and np.shape(data.X) != (T, J, 3):
-        raise ValueError(f"X: expected shape ({T}, {J}, 3), got shape {np.shape(data.X)}")
+    xs = np.shape(data.X) if data.X is not None else None
+    if xs is not None and kp.ndim == 4 and xs != (T, J, 3):
+        raise ValueError(f"X: expected shape ({T}, {J}, 3), got shape {xs}")
+    if xs is not None and kp.ndim == 5 and (len(xs) != 4 or xs[0] != T or xs[2:] != (J, 3)):
+        raise ValueError(f"X: expected shape ({T}, N, {J}, 3) with several people, got "
+                         f"shape {xs}")
     arrays = dict(epigeo_format=np.int64(FORMAT_VERSION), K=data.K, dist=data.dist, R=data.R,
                   t=data.t, image_size=data.image_size, keypoints=kp,
                   camera_names=np.array(data.camera_names or [f"cam_{i}" for i in range(C)],
@@ -88,9 +94,9 @@ def load_project_npz(path) -> ProjectData:
                 raise ValueError(f"{path}: field {key!r} missing")
         kp = f["keypoints"]
         C = f["K"].shape[0]
-        if kp.ndim != 4 or kp.shape[0] != C or kp.shape[-1] != 3:
-            raise ValueError(f"{path}: field 'keypoints' expected shape ({C}, T, J, 3), got "
-                             f"{kp.shape}")
+        if kp.ndim not in (4, 5) or kp.shape[0] != C or kp.shape[-1] != 3:
+            raise ValueError(f"{path}: field 'keypoints' expected shape ({C}, T, J, 3) or "
+                             f"({C}, T, P, J, 3), got {kp.shape}")
         for key, shape in (("K", (C, 3, 3)), ("R", (C, 3, 3)), ("t", (C, 3)),
                            ("image_size", (C, 2))):
             if f[key].shape != shape:

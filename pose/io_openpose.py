@@ -7,6 +7,13 @@ list is skipped. Readers return float64 ``[u, v, confidence]`` arrays in that sa
 
 The main subject of a frame is the person with the largest bounding box of their detected
 joints (confidence > 0), as in ``pose2sim_demo.npz``; a frame with nobody is all zeros.
+
+Every person (``all_people=True``): ``(T, P, J, 3)`` / ``(C, T, P, J, 3)`` with the people of a
+frame in file order. A slot with **no person** (fewer people in that frame or camera than
+``P``, or frames past a camera's end) is **NaN** in all three values; a joint a present person
+lacks stays as OpenPose writes it (``0, 0, 0``). So ``isnan(u)`` = "nobody there" and
+``confidence == 0`` = "person there, joint not found"; :func:`people_pixels` turns both into
+NaN pixels with confidence 0, the convention of :func:`geometry.reconstruct_people`.
 """
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["read_openpose_json", "read_openpose_folder", "read_openpose_cameras",
-           "write_openpose_json", "largest_person"]
+           "write_openpose_json", "largest_person", "people_pixels"]
 
 
 def read_openpose_json(path, *, num_joints: int | None = None) -> np.ndarray:
@@ -71,24 +78,42 @@ def _frame_files(folder: Path):
     return files
 
 
+def _joint_count(frames, num_joints, where) -> int:
+    """The joint count of frames ``[(P, J, 3)]``: ``num_joints``, else the one count of the
+    non-empty frames (0 when every frame is empty); different counts raise naming ``where``."""
+    if num_joints:
+        return int(num_joints)
+    counts = sorted({f.shape[1] for f in frames if f.shape[0]})
+    if len(counts) > 1:
+        raise ValueError(f"{where}: frames have different joint counts {counts}")
+    return counts[0] if counts else 0
+
+
+def _stack_people(frames, J: int, P: int | None = None) -> np.ndarray:
+    """Frames ``[(P_t, J, 3)]`` → ``(T, P, J, 3)``, NaN where a slot has no person."""
+    P = max([1] + [f.shape[0] for f in frames]) if P is None else P
+    out = np.full((len(frames), P, J, 3), np.nan)
+    for t, f in enumerate(frames):
+        if f.shape[0]:
+            out[t, :f.shape[0]] = f
+    return out
+
+
 def read_openpose_folder(path, *, num_joints: int | None = 25, all_people: bool = False):
     """A folder of OpenPose JSON files (one per frame, sorted by name) →
     ``(T, J, 3)`` ``[u, v, confidence]`` of the main (largest) subject, zeros where missing.
 
     With ``all_people`` returns ``(T, P, J, 3)`` with every detected person in file order,
-    zero-padded to the largest count ``P``.
+    ``P`` = the largest count in any frame (at least 1), NaN-padded (module docstring). Frames
+    with nobody are fine; ``num_joints=None`` takes the count from the files.
     """
     folder = Path(path)
     if not folder.is_dir():
         raise ValueError(f"path: {folder} is not a folder")
     frames = [read_openpose_json(f, num_joints=num_joints) for f in _frame_files(folder)]
-    J = num_joints or max(f.shape[1] for f in frames)
+    J = _joint_count(frames, num_joints, folder)
     if all_people:
-        P = max(1, max(f.shape[0] for f in frames))
-        out = np.zeros((len(frames), P, J, 3))
-        for t, f in enumerate(frames):
-            out[t, :f.shape[0]] = f
-        return out
+        return _stack_people(frames, J)
     out = np.zeros((len(frames), J, 3))
     for t, f in enumerate(frames):
         i = largest_person(f)
@@ -101,26 +126,60 @@ def read_openpose_cameras(path, *, pattern: str = "*_json", num_joints: int | No
                           all_people: bool = False):
     """A folder of per-camera sub-folders (``pose/cam01_json``, ...; sorted by name) →
     ``(keypoints (C, T, J, 3), camera_names)``; cameras with fewer frames are zero-padded at the
-    end. ``all_people`` gives ``(C, T, P, J, 3)``. Camera names are the folder names without a
-    ``_json`` suffix.
+    end. ``all_people`` gives ``(C, T, P, J, 3)``, NaN where a slot has no person (also past a
+    camera's last frame; module docstring). Camera names are the folder names without a
+    ``_json`` suffix. Cameras with different joint counts raise ``ValueError`` naming them.
     """
     root = Path(path)
     subs = sorted(d for d in root.glob(pattern) if d.is_dir()) if root.is_dir() else []
     if not subs:
         raise ValueError(f"path: no camera folders matching {pattern!r} in {root}")
-    per = [read_openpose_folder(d, num_joints=num_joints, all_people=all_people) for d in subs]
-    T = max(p.shape[0] for p in per)
-    if all_people:
-        P = max(p.shape[1] for p in per)
-        out = np.zeros((len(per), T, P) + per[0].shape[2:])
+    if not all_people:
+        per = [read_openpose_folder(d, num_joints=num_joints) for d in subs]
+        Js = {p.shape[1] for p in per if p.shape[1]}
+        if len(Js) > 1:
+            raise ValueError(f"path: camera folders in {root} have different joint counts "
+                             f"{sorted(Js)}")
+        J = Js.pop() if Js else 0
+        T = max(p.shape[0] for p in per)
+        out = np.zeros((len(per), T, J, 3))
         for c, p in enumerate(per):
-            out[c, :p.shape[0], :p.shape[1]] = p
+            if p.shape[1]:
+                out[c, :p.shape[0]] = p
     else:
-        out = np.zeros((len(per), T) + per[0].shape[1:])
-        for c, p in enumerate(per):
-            out[c, :p.shape[0]] = p
+        frames = [[read_openpose_json(f, num_joints=num_joints) for f in _frame_files(d)]
+                  for d in subs]
+        Js = {}
+        for d, fr in zip(subs, frames):
+            j = _joint_count(fr, num_joints, d)
+            if j:
+                Js.setdefault(j, []).append(d.name)
+        if len(Js) > 1:
+            raise ValueError(f"path: camera folders in {root} have different joint counts "
+                             + "; ".join(f"{j}: {', '.join(n)}" for j, n in sorted(Js.items())))
+        J = next(iter(Js)) if Js else int(num_joints or 0)
+        P = max([1] + [f.shape[0] for fr in frames for f in fr])
+        T = max(len(fr) for fr in frames)
+        out = np.full((len(subs), T, P, J, 3), np.nan)
+        for c, fr in enumerate(frames):
+            out[c, :len(fr)] = _stack_people(fr, J, P)
     names = [d.name[:-5] if d.name.endswith("_json") else d.name for d in subs]
     return out, names
+
+
+def people_pixels(keypoints, *, min_confidence: float = 0.0):
+    """All-people keypoints ``(..., P, J, 3)`` (the readers' convention) → ``x (..., P, J, 2)``
+    px, NaN where there is no person, the joint was not found (confidence ≤
+    ``min_confidence``) or sits at exactly ``(0, 0)``, and ``confidence (..., P, J)``, 0 there."""
+    kp = np.asarray(keypoints, np.float64)
+    if kp.shape[-1] != 3:
+        raise ValueError(f"keypoints: expected shape (..., J, 3), got shape {kp.shape}")
+    conf = np.nan_to_num(kp[..., 2], nan=0.0)
+    with np.errstate(invalid="ignore"):
+        ok = (conf > min_confidence) & np.isfinite(kp[..., :2]).all(-1) \
+            & ~((kp[..., 0] == 0) & (kp[..., 1] == 0))
+    x = np.where(ok[..., None], kp[..., :2], np.nan)
+    return x, np.where(ok, conf, 0.0)
 
 
 def write_openpose_json(path, people) -> None:
