@@ -4,13 +4,15 @@
 session folder, in this process (``workers=0``), on a ``distributed.LocalCluster`` of worker
 *processes* (``workers=N``, one thread each), or on any running cluster (``client=`` a
 ``distributed.Client`` or a scheduler address such as ``"tcp://10.0.0.5:8786"`` from
-``dask scheduler`` / ``dask worker``, dask-jobqueue or Kubernetes). One task per session; the
+``dask scheduler`` / ``dask worker``, dask-jobqueue or Kubernetes). On a cluster each session is
+a small graph (:func:`submit_sessions`): a calibration task, then one labelling task per trial
+on any free worker, then a task that writes the report and renames the output; the
 workers must see the session folders and ``out`` at the same paths (a shared file system) and
 have epigeo installed.
 
 Outputs: session ``S`` goes to ``out/<S's folder name>/`` (the layout of
 :func:`~learn.session.reconstruct_session_folder`, plus ``scale.json``: the inputs' fingerprint
-and the options). A task writes into ``out/.<name>.partial/`` and renames it onto
+and the options). The tasks write into ``out/.<name>.partial/`` and the last one renames it onto
 ``out/<name>/`` only when the session is complete, so a killed worker leaves no partial session
 under the final name (its staging folder is removed by the next run). A re-run skips sessions
 whose outputs are complete and valid (every file readable, same inputs, same options) unless
@@ -19,19 +21,17 @@ whose outputs are complete and valid (every file readable, same inputs, same opt
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
-import shutil
-import socket
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .scale_tasks import outputs_complete, run_session, session_fingerprint, submit_sessions
+
 import numpy as np
 
-__all__ = ["SessionOutcome", "ScaleRun", "reconstruct_sessions", "run_session",
+__all__ = ["SessionOutcome", "ScaleRun", "reconstruct_sessions", "run_session", "submit_sessions",
            "outputs_complete", "session_fingerprint", "start_local_cluster", "OneOrMany",
            "add_scale_options", "scale_main", "write_synthetic_session"]
 
@@ -92,105 +92,6 @@ class ScaleRun:
         return "\n".join([format_table(rows), total] + errors)
 
 
-def session_fingerprint(session) -> dict:
-    """``{"files", "bytes", "mtime_ns"}`` of every file under ``session``: a changed, added or
-    removed input file changes it."""
-    n = size = newest = 0
-    for root, dirs, files in os.walk(session):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for f in files:
-            st = os.stat(os.path.join(root, f))
-            n, size, newest = n + 1, size + st.st_size, max(newest, st.st_mtime_ns)
-    return {"files": n, "bytes": size, "mtime_ns": newest}
-
-
-def _options_key(options: dict) -> dict:
-    """``options`` as stored in ``scale.json`` (JSON types; a calibration file by its hash)."""
-    key = json.loads(json.dumps({k: options[k] for k in sorted(options) if k != "quiet"},
-                                default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
-    if options.get("calib"):
-        key["calib_sha1"] = hashlib.sha1(Path(options["calib"]).read_bytes()).hexdigest()
-    return key
-
-
-def outputs_complete(session, dest, options: dict) -> tuple[bool, int]:
-    """Whether ``dest`` holds the complete, valid outputs of ``session`` made with ``options``
-    from the session's current files; returns ``(complete, frames)``. Every file is opened:
-    ``scale.json`` (same fingerprint and options), ``session_report.json``,
-    ``calibration.toml`` and each labelled trial's ``pseudo_labels.npz`` and ``report.json``."""
-    import pose
-    from .label_files import load_pseudo_labels
-
-    dest = Path(dest)
-    try:
-        manifest = json.loads((dest / "scale.json").read_text())
-        report = json.loads((dest / "session_report.json").read_text())
-        if manifest.get("session") != str(Path(session).resolve()) or \
-                manifest.get("options") != _options_key(options) or \
-                manifest.get("fingerprint") != session_fingerprint(session):
-            return False, 0
-        pose.read_calibration_toml(dest / "calibration.toml")
-        for trial in report["trials"]:            # the trials that were read and labelled
-            load_pseudo_labels(dest / trial / "pseudo_labels.npz")
-            json.loads((dest / trial / "report.json").read_text())
-        return True, int(report["frames"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return False, 0
-
-
-def _swap_in(staging: Path, dest: Path) -> None:
-    """Rename the finished ``staging`` folder onto ``dest`` (an old ``dest`` is moved aside
-    first and then deleted)."""
-    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-    if dest.exists():
-        os.replace(dest, old)
-    os.replace(staging, dest)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def run_session(session, dest, options: dict, overwrite: bool = False) -> dict:
-    """One task: label ``session`` into ``dest`` unless complete outputs are there already.
-
-    Runs :func:`learn.session.reconstruct_session_folder` (``**options``) into the staging
-    folder ``dest.parent/.<dest.name>.partial`` (a leftover one from a killed run is deleted
-    first) and renames it onto ``dest`` once everything, ``scale.json`` last, is written.
-    Returns ``{"status", "frames", "seconds", "cpu_seconds", "trials_skipped",
-    "skipped_trials", "worker"}``;
-    errors propagate (the staging folder is removed)."""
-    from pose.io_atomic import atomic_write_text
-    from .session import reconstruct_session_folder
-
-    t0, c0 = time.perf_counter(), time.process_time()
-    session, dest = Path(session), Path(dest)
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-    if not overwrite:
-        done, frames = outputs_complete(session, dest, options)
-        if done:
-            return {"status": "skipped", "frames": frames, "seconds": time.perf_counter() - t0,
-                    "cpu_seconds": time.process_time() - c0, "trials_skipped": 0,
-                    "skipped_trials": {}, "worker": worker}
-    if not session.is_dir():
-        raise ValueError(f"SESSION: {session} is not a folder")
-    staging = dest.with_name(f".{dest.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        fingerprint = session_fingerprint(session)
-        report = reconstruct_session_folder(session, staging, **options)
-        atomic_write_text(staging / "scale.json", json.dumps(
-            {"session": str(session.resolve()), "fingerprint": fingerprint,
-             "options": _options_key(options), "frames": int(report["frames"])}, indent=1))
-        _swap_in(staging, dest)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    failed = dict(report.get("failed", {}))
-    return {"status": "done", "frames": int(report["frames"]),
-            "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
-            "trials_skipped": len(failed),
-            "skipped_trials": failed, "worker": worker}
-
-
 def _outcome(session, dest, result=None, exc=None, seconds=0.0) -> SessionOutcome:
     if exc is not None:
         msg = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
@@ -239,7 +140,8 @@ def start_local_cluster(workers: int, threads_per_worker: int = 1, **kwargs):
 def reconstruct_sessions(sessions, out, *, client=None, workers: int | None = None,
                          threads_per_worker: int = 1, overwrite: bool = False,
                          progress: bool = False, **options) -> ScaleRun:
-    """Label many session folders; one Dask task per session.
+    """Label many session folders (on a cluster: per session a calibration task, one labelling
+    task per trial, a finishing task).
 
     Args:
         sessions: session folders (see :mod:`learn.session`); each goes to
@@ -291,9 +193,7 @@ def reconstruct_sessions(sessions, out, *, client=None, workers: int | None = No
             else workers
         t0 = time.perf_counter()
         tag = uuid.uuid4().hex[:8]      # fresh keys: never the cached result of an earlier run
-        futures = [cl.submit(run_session, s, d, options, overwrite, pure=False,
-                             key=f"epigeo-session-{d.name}-{tag}-{i}")
-                   for i, (s, d) in enumerate(zip(sessions, dests))]
+        futures = submit_sessions(cl, sessions, dests, options, overwrite, tag)
         if progress:
             from distributed import progress as dask_progress
             dask_progress(futures)

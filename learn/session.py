@@ -14,10 +14,16 @@ A session folder holds trial folders, in Pose2Sim's layout
 
 every file atomically (a temporary name, then a rename). A trial that cannot be read is reported
 with its path and skipped; the others are still calibrated and labelled.
+
+The three steps are public so that a scheduler can run them as separate tasks
+(:mod:`learn.scale` runs one calibration task per session, then one labelling task per trial):
+:func:`calibrate_session_folder` (read + calibrate, writes ``calibration.toml``) →
+:func:`label_trial` for each trial (independent of each other) → :func:`finish_session`.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +31,8 @@ import numpy as np
 import geometry as geo
 import pose
 
-__all__ = ["is_trial_folder", "find_trials", "reconstruct_session_folder"]
+__all__ = ["is_trial_folder", "find_trials", "reconstruct_session_folder",
+           "SessionCameras", "calibrate_session_folder", "label_trial", "finish_session"]
 
 
 def is_trial_folder(path) -> bool:
@@ -69,22 +76,47 @@ def _align_cameras(det, names):
     return x, conf
 
 
-def reconstruct_session_folder(session, out, *, calib=None, intrinsics_only: bool = False,
-                               image_size=None, focal=None, min_confidence: float = 0.3,
-                               seed: int = 0, trim: bool = False, skeleton=None,
-                               max_frames: int = 600, quiet: bool = True) -> dict:
-    """Calibrate once from every trial of the session folder ``session`` and label every trial
-    into ``out`` (see the module docstring). ``calib``: a Pose2Sim/anipose TOML path whose
-    intrinsics (K, distortion) are used; with ``intrinsics_only`` its extrinsics are only
-    compared with the estimate (``against_calibration``). Without ``calib`` give ``image_size``
-    ``(width, height)`` px (and optionally ``focal`` px). Returns the session report (dict).
-    Raises ``ValueError`` naming the folder when no trial can be read."""
-    from .inputs import load_detections, match_calibration
-    from .label_files import save_pseudo_labels
-    from .pseudo_labels import make_pseudo_labels
-    from .report import camera_pair_errors, root_joints, summarize_pair_errors, write_json
+@dataclass(frozen=True)
+class SessionCameras:
+    """What a trial's labelling needs from the session's calibration (small, picklable).
+    ``K, R, t`` ``(C, 3, 3), (C, 3, 3), (C, 3)`` (OpenCV convention, ``x_cam = R X + t``);
+    ``metric``: whether translations are in metres (else the session's normalised units);
+    ``outlier_threshold_px``: the calibration's reprojection inlier threshold (px)."""
 
-    t0 = time.perf_counter()
+    names: tuple
+    K: np.ndarray
+    R: np.ndarray
+    t: np.ndarray
+    metric: bool
+    outlier_threshold_px: float
+
+
+@dataclass(frozen=True)
+class CalibratedSession:
+    """Result of :func:`calibrate_session_folder`: the ``cameras``, the session ``report``
+    (without labelling figures yet) and per trial (the order of ``report["trials"]``) its
+    folder, undistorted detections ``xs[i] (C, T, J, 2)`` px, confidences ``confs[i] (C, T, J)``
+    and skeleton name."""
+
+    cameras: SessionCameras
+    report: dict
+    trial_paths: tuple
+    xs: tuple
+    confs: tuple
+    skeletons: tuple
+
+
+def calibrate_session_folder(session, out, *, calib=None, intrinsics_only: bool = False,
+                             image_size=None, focal=None, min_confidence: float = 0.3,
+                             seed: int = 0, trim: bool = False, skeleton=None,
+                             max_frames: int = 600, quiet: bool = True) -> CalibratedSession:
+    """Read every trial of ``session`` and calibrate the rig once
+    (:func:`geometry.calibrate_session`); writes ``out/calibration.toml``. Arguments as
+    :func:`reconstruct_session_folder`. Raises ``ValueError`` naming the folder when no trial can
+    be read or the rig cannot be calibrated (then ``out/session_report.json`` says why)."""
+    from .inputs import load_detections, match_calibration
+    from .report import camera_pair_errors, summarize_pair_errors, write_json
+
     session, out = Path(session), Path(out)
     trials = find_trials(session)
     if not trials:
@@ -150,24 +182,74 @@ def reconstruct_session_folder(session, out, *, calib=None, intrinsics_only: boo
     if cal_in is not None and intrinsics_only:
         pairs = camera_pair_errors(sc.R[reg], sc.t[reg], cal_in.R[reg], cal_in.t[reg])
         report["against_calibration"] = {"pairs": pairs, **summarize_pair_errors(pairs)}
-    frames = 0
-    t_lab = time.perf_counter()
-    for tr, name, x, conf, info in zip(order, rel, xs, confs, report["per_trial"]):
-        det = dets[tr]
-        sk = pose.get_skeleton(det.skeleton) if det.skeleton else None
-        labels = make_pseudo_labels(
-            x, sc.K, conf, mode="calibrated", root=root_joints(sk) if sk else (0,),
-            min_confidence=min_confidence, units="metric" if sc.metric or cal_in is not None
-            else "normalized", cameras=(sc.R, sc.t),
-            rig_options={"outlier_threshold": sc.outlier_threshold_px})
-        save_pseudo_labels(out / name / "pseudo_labels.npz", labels, x=x, confidence=conf)
-        info.update({"labelled_fraction": labels.info.get("labelled_fraction"),
-                     "median_reprojection_px": float(np.nanmedian(labels.residuals))
-                     if np.isfinite(labels.residuals).any() else float("nan")})
-        write_json(out / name / "report.json", {"trial": str(tr), "cameras": names, **info})
-        frames += x.shape[1]
-    report.update({"frames": frames, "calibration_seconds": t_cal,
-                   "labelling_seconds": time.perf_counter() - t_lab,
-                   "seconds": time.perf_counter() - t0})
-    write_json(out / "session_report.json", report)
+    report["calibration_seconds"] = t_cal
+    cams = SessionCameras(tuple(names), sc.K, sc.R, sc.t, bool(sc.metric or cal_in is not None),
+                          float(sc.outlier_threshold_px))
+    return CalibratedSession(cams, report, tuple(order), tuple(xs), tuple(confs),
+                             tuple(dets[tr].skeleton for tr in order))
+
+
+def label_trial(out, name: str, trial_path, x, conf, cameras: SessionCameras, info: dict, *,
+                skeleton: str | None = None, min_confidence: float = 0.3) -> dict:
+    """Label one trial with the session's ``cameras`` (``calibrated`` mode: robust multi-view
+    triangulation, the same quality flags as one trial) into ``out/<name>/pseudo_labels.npz``
+    and ``out/<name>/report.json``. ``x (C, T, J, 2)`` px (undistorted), ``conf (C, T, J)``,
+    ``info``: the trial's entry of the calibration's ``per_trial`` list. Returns ``info`` with
+    ``labelled_fraction``, ``median_reprojection_px`` and ``frames`` added (a new dict)."""
+    from .label_files import save_pseudo_labels
+    from .pseudo_labels import make_pseudo_labels
+    from .report import root_joints, write_json
+
+    out = Path(out)
+    sk = pose.get_skeleton(skeleton) if skeleton else None
+    labels = make_pseudo_labels(
+        x, cameras.K, conf, mode="calibrated", root=root_joints(sk) if sk else (0,),
+        min_confidence=min_confidence, units="metric" if cameras.metric else "normalized",
+        cameras=(cameras.R, cameras.t),
+        rig_options={"outlier_threshold": cameras.outlier_threshold_px})
+    save_pseudo_labels(out / name / "pseudo_labels.npz", labels, x=x, confidence=conf)
+    info = {**info, "labelled_fraction": labels.info.get("labelled_fraction"),
+            "median_reprojection_px": float(np.nanmedian(labels.residuals))
+            if np.isfinite(labels.residuals).any() else float("nan")}
+    write_json(out / name / "report.json", {"trial": str(trial_path),
+                                            "cameras": list(cameras.names), **info})
+    return {**info, "frames": int(x.shape[1])}
+
+
+def finish_session(out, report: dict, labelled: list, labelling_seconds: float,
+                   started: float | None = None) -> dict:
+    """Complete the session ``report`` with the :func:`label_trial` results ``labelled`` (one
+    per trial, in order) and write ``out/session_report.json``. Returns the report."""
+    from .report import write_json
+    report = dict(report)
+    report["per_trial"] = [{k: v for k, v in r.items() if k != "frames"} for r in labelled]
+    report.update({"frames": sum(r["frames"] for r in labelled),
+                   "labelling_seconds": labelling_seconds})
+    report["seconds"] = (time.perf_counter() - started if started is not None else
+                         report["calibration_seconds"] + labelling_seconds)
+    write_json(Path(out) / "session_report.json", report)
     return report
+
+
+def reconstruct_session_folder(session, out, *, calib=None, intrinsics_only: bool = False,
+                               image_size=None, focal=None, min_confidence: float = 0.3,
+                               seed: int = 0, trim: bool = False, skeleton=None,
+                               max_frames: int = 600, quiet: bool = True) -> dict:
+    """Calibrate once from every trial of the session folder ``session`` and label every trial
+    into ``out`` (see the module docstring). ``calib``: a Pose2Sim/anipose TOML path whose
+    intrinsics (K, distortion) are used; with ``intrinsics_only`` its extrinsics are only
+    compared with the estimate (``against_calibration``). Without ``calib`` give ``image_size``
+    ``(width, height)`` px (and optionally ``focal`` px). Returns the session report (dict).
+    Raises ``ValueError`` naming the folder when no trial can be read."""
+    t0 = time.perf_counter()
+    cs = calibrate_session_folder(session, out, calib=calib, intrinsics_only=intrinsics_only,
+                                  image_size=image_size, focal=focal,
+                                  min_confidence=min_confidence, seed=seed, trim=trim,
+                                  skeleton=skeleton, max_frames=max_frames, quiet=quiet)
+    t_lab = time.perf_counter()
+    labelled = [label_trial(out, name, tr, x, conf, cs.cameras, info, skeleton=sk,
+                            min_confidence=min_confidence)
+                for tr, name, x, conf, sk, info in zip(cs.trial_paths, cs.report["trials"],
+                                                       cs.xs, cs.confs, cs.skeletons,
+                                                       cs.report["per_trial"])]
+    return finish_session(out, cs.report, labelled, time.perf_counter() - t_lab, t0)
