@@ -1,9 +1,11 @@
 """The ``epigeo`` command: detections in, cameras + 3D poses + pseudo-labels + report out.
 
 ``epigeo reconstruct INPUT [--calib FILE] [--intrinsics-only] [--image-size W H] [--fps N]
-[--mode rig|window|frame] [--out DIR]`` and ``epigeo demo [--out DIR]``; ``epigeo detect VIDEO_DIR
---out DIR`` (2D keypoints from camera videos, in ``cmd_detect.py``, which also lets INPUT be a
-folder of videos). INPUT may also be a session folder of trial folders (Pose2Sim's
+[--mode rig|window|frame] [--people auto|N] [--out DIR]`` and ``epigeo demo [--out DIR]``;
+``epigeo detect VIDEO_DIR --out DIR`` (2D keypoints from camera videos, in ``cmd_detect.py``, which also lets INPUT be a
+folder of videos). ``--people auto|N``: several people, associated across cameras and time, 3D,
+labels and an OpenSim .trc per person (``people.py``); without it, one subject (the largest
+person per frame). INPUT may also be a session folder of trial folders (Pose2Sim's
 ``session/participant/trial/pose/camXX_json``): one calibration from all trials, labels per trial
 (``session.py``).
 
@@ -201,6 +203,14 @@ def reconstruct(args) -> dict:
     from .report import root_joints
 
     from .session import find_trials
+    if getattr(args, "people", None):
+        if find_trials(args.input):
+            raise ValueError("--people: give one trial folder, not a session folder")
+        if args.mode != "rig":
+            raise ValueError("--people: several people are reconstructed with a static rig; "
+                             f"--mode {args.mode} is not available with --people")
+        from .people import reconstruct_people_run
+        return reconstruct_people_run(args)
     if find_trials(args.input):
         return reconstruct_session(args)
     t0 = time.perf_counter()
@@ -239,7 +249,9 @@ def reconstruct(args) -> dict:
         with staging_folder(out) as stage:
             report = _write_outputs(stage, args, det, x, conf, labels, skeleton, sizes, calib,
                                     mode, t0, written, extra)
-            written, stale = commit(stage, out)
+            from .out_folder import RUN_OUTPUTS
+            from .people import people_output_names
+            written, stale = commit(stage, out, RUN_OUTPUTS + people_output_names(out))
         steps.update(1)
         steps.close()
     except Exception as exc:
@@ -325,6 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--skeleton", help="joint layout, e.g. body_25b, coco_17, h36m_17 (default: "
                                       "guessed from the input)")
     r.add_argument("--fps", type=float, default=0.0, help="frame rate, stored in the outputs")
+    r.add_argument("--people", metavar="auto|N",
+                   help="several people: 'auto' (found) or N; per person 3D (people.npz), "
+                        "pseudo-labels, OpenSim .trc (metric --calib and --fps); default: one "
+                        "subject, the largest person per frame")
     r.add_argument("--min-confidence", type=float, default=0.3)
     r.add_argument("--trim", action="store_true",
                    help="cut every camera to the shortest one's frame count")
@@ -349,6 +365,9 @@ def main(argv=None) -> int:
         if args.command == "reconstruct":
             if args.scale_main(args) is None:    # several SESSIONs / --workers: learn/scale.py
                 from .cmd_detect import videos_to_detections
+                if args.people and args.detect_people == 1:   # several people: detect them
+                    from .people import parse_people
+                    args.detect_people = parse_people(args.people) or 4
                 videos_to_detections(args)       # INPUT a folder of videos: detect first
                 reconstruct(args)
         elif args.command == "detect":

@@ -5,6 +5,10 @@ Accepted inputs:
 - a folder of COCO keypoint JSON files, one per camera (sorted by file name; frames ordered by
   ``image_id``; the highest-scoring person per image);
 - the project's npz (:func:`pose.save_project_npz`).
+
+``all_people=True`` (``epigeo reconstruct --people``) keeps every detected person:
+``keypoints (C, T, P, J, 3)``, NaN in all three values where a slot holds no person (the
+convention of :mod:`pose.io_openpose`); COCO people by descending score.
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ __all__ = ["Detections", "load_detections", "sanitize_keypoints"]
 
 @dataclass(frozen=True)
 class Detections:
-    """``keypoints (C, T, J, 3)``: ``[u, v, confidence]`` px, confidence 0 = missing;
+    """``keypoints (C, T, J, 3)``: ``[u, v, confidence]`` px, confidence 0 = missing (or
+    ``(C, T, P, J, 3)`` with every person, NaN where a slot has no person: ``all_people``);
     ``camera_names``; ``skeleton`` (a :class:`pose.Skeleton` name or ``""``); ``source``;
     ``image_size``: ``(width, height)`` px when the input stores it (npz), else ``None``."""
 
@@ -33,14 +38,19 @@ class Detections:
 
     @property
     def x(self) -> np.ndarray:
-        """``(C, T, J, 2)`` pixels with NaN where the confidence is 0."""
+        """``(C, T, [P,] J, 2)`` pixels with NaN where the confidence is 0 or no person."""
         x = self.keypoints[..., :2].copy()
-        x[self.keypoints[..., 2] <= 0] = np.nan
+        x[~(self.keypoints[..., 2] > 0)] = np.nan
         return x
 
     @property
     def confidence(self) -> np.ndarray:
-        return self.keypoints[..., 2].copy()
+        """``(C, T, [P,] J)``; 0 where there is no person."""
+        return np.nan_to_num(self.keypoints[..., 2], nan=0.0)
+
+    @property
+    def num_joints(self) -> int:
+        return int(self.keypoints.shape[-2])
 
 
 def _equal_lengths(per, names, trim, what):
@@ -55,54 +65,67 @@ def _equal_lengths(per, names, trim, what):
     return np.stack(per)
 
 
-def _openpose(root: Path, trim: bool, progress: bool) -> Detections:
+#: skeleton guessed from an OpenPose-format input's joint count (Pose2Sim's OpenPose model;
+#: ``epigeo detect``'s BlazePose output)
+OPENPOSE_SKELETONS = {25: "body_25b", 33: "blazepose_33"}
+
+
+def _pad_people(per):
+    """Per-camera ``(T, P_c, J, 3)`` → the same with one ``P`` (NaN-padded)."""
+    P = max(p.shape[1] for p in per)
+    return [np.concatenate([p, np.full(p.shape[:1] + (P - p.shape[1],) + p.shape[2:], np.nan)],
+                           1) for p in per]
+
+
+def _openpose(root: Path, trim: bool, progress: bool, all_people: bool = False) -> Detections:
     subs = sorted(d for d in root.glob("*_json") if d.is_dir())
     names = tuple(d.name[:-5] for d in subs)
     per = []
     for d in tqdm(subs, desc="reading OpenPose", disable=not progress, unit="camera"):
-        k = pose.read_openpose_folder(d, num_joints=None)
+        k = pose.read_openpose_folder(d, num_joints=None, all_people=all_people)
         if k.shape[0] == 0:
             raise ValueError(f"{d}: camera '{d.name}' has no frames")
         per.append(k)
-    J = {p.shape[1] for p in per}
+    J = {p.shape[-2] for p in per if p.shape[-2]}
     if len(J) > 1:
         raise ValueError(f"{root}: cameras have different joint counts {sorted(J)}")
+    if all_people:
+        J = J.pop() if J else 0
+        per = _pad_people([p if p.shape[-2] else np.full(p.shape[:2] + (J, 3), np.nan)
+                           for p in per])
     kp = _equal_lengths(per, names, trim, str(root))
-    skel = {25: "body_25b"}.get(kp.shape[2], "")  # Pose2Sim's OpenPose model
+    skel = OPENPOSE_SKELETONS.get(kp.shape[-2], "")
     return Detections(keypoints=kp, camera_names=names, skeleton=skel, source=str(root))
 
 
-def _coco(files, trim: bool, progress: bool) -> Detections:
+def _coco(files, trim: bool, progress: bool, all_people: bool = False) -> Detections:
     per, names = [], []
     for f in tqdm(files, desc="reading COCO", disable=not progress, unit="camera"):
         c = pose.read_coco_keypoints(f)
-        ids = np.unique(c.image_id)
-        if ids.size == 0:
+        if c.image_id.size == 0:
             raise ValueError(f"{f}: no keypoint annotations")
-        J = c.keypoints.shape[-2]
-        out = np.zeros((ids.size, J, 3))
-        best = np.full(ids.size, -np.inf)
-        pos = np.searchsorted(ids, c.image_id)
-        for k, p in enumerate(pos):
-            if c.score[k] > best[p]:
-                best[p] = c.score[k]
-                out[p] = c.keypoints[k]
-        per.append(out)
+        from pose.io_coco import coco_frames
+        per.append(coco_frames(c, all_people=all_people)[1])
         names.append(Path(f).stem)
+    if all_people:
+        per = _pad_people(per)
     kp = _equal_lengths(per, names, trim, str(Path(files[0]).parent))
     return Detections(keypoints=kp, camera_names=tuple(names),
-                      skeleton="coco_17" if kp.shape[2] == 17 else "", source=str(files[0]))
+                      skeleton="coco_17" if kp.shape[-2] == 17 else "", source=str(files[0]))
 
 
 def load_detections(path, *, trim: bool = False, progress: bool = True,
-                    skeleton: str | None = None) -> Detections:
+                    skeleton: str | None = None, all_people: bool = False) -> Detections:
     """Read detections from ``path`` (see the module docstring). Raises ``ValueError`` naming the
     file or camera when the input is malformed, has fewer than two cameras, or cameras disagree
     on the frame count (unless ``trim``).
 
     ``skeleton`` names the joint layout (a :data:`pose.SKELETONS` key); by default it is guessed:
-    OpenPose with 25 joints → ``body_25b``, COCO with 17 → ``coco_17``, an npz's stored name,
-    else unknown (``""``: root = joint 0, no skeleton plots)."""
+    OpenPose with 25 joints → ``body_25b``, 33 → ``blazepose_33``, COCO with 17 → ``coco_17``,
+    an npz's stored name, else unknown (``""``: root = joint 0, no skeleton plots).
+
+    ``all_people``: every person, ``keypoints (C, T, P, J, 3)`` (module docstring); a
+    single-person npz becomes ``P = 1``."""
     p = Path(path)
     if not p.exists():
         raise ValueError(f"INPUT: {p} does not exist")
@@ -111,8 +134,11 @@ def load_detections(path, *, trim: bool = False, progress: bool = True,
             raise ValueError(f"INPUT: {p}: expected a folder or a project .npz file")
         d = pose.load_project_npz(p)
         kp = np.asarray(d.keypoints, np.float64)
-        if kp.ndim != 4 or kp.shape[-1] != 3:
-            raise ValueError(f"{p}: field 'keypoints' must be (C, T, J, 3), got {kp.shape}")
+        if all_people and kp.ndim == 4:
+            kp = kp[:, :, None]
+        if kp.ndim != (5 if all_people else 4) or kp.shape[-1] != 3:
+            want = "(C, T, P, J, 3)" if all_people else "(C, T, J, 3) (several people: use --people)"
+            raise ValueError(f"{p}: field 'keypoints' must be {want}, got {kp.shape}")
         names = tuple(d.camera_names) or tuple(f"cam{c}" for c in range(kp.shape[0]))
         size = np.asarray(d.image_size, np.float64)
         det = Detections(keypoints=kp, camera_names=names, skeleton=d.skeleton, source=str(p),
@@ -122,17 +148,17 @@ def load_detections(path, *, trim: bool = False, progress: bool = True,
         if not any(root.glob("*_json")) and (root / "pose").is_dir():
             root = root / "pose"
         if any(d.is_dir() for d in root.glob("*_json")):
-            det = _openpose(root, trim, progress)
+            det = _openpose(root, trim, progress, all_people)
         else:
             files = sorted(root.glob("*.json"))
             if not files:
                 raise ValueError(f"INPUT: {p}: no '*_json' camera folders and no COCO .json files")
-            det = _coco(files, trim, progress)
+            det = _coco(files, trim, progress, all_people)
     if skeleton:
         sk = pose.get_skeleton(skeleton)
-        if sk.num_joints != det.keypoints.shape[2]:
+        if sk.num_joints != det.num_joints:
             raise ValueError(f"--skeleton: {sk.name} has {sk.num_joints} joints, the input "
-                             f"{p} has {det.keypoints.shape[2]}")
+                             f"{p} has {det.num_joints}")
         det = Detections(keypoints=det.keypoints, camera_names=det.camera_names,
                          skeleton=sk.name, source=det.source, image_size=det.image_size)
     if det.keypoints.shape[0] < 2:

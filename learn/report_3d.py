@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["frustum_corners", "view3d", "bone_groups", "CAMERA_COLOURS"]
+__all__ = ["frustum_corners", "view3d", "view3d_people", "bone_groups", "CAMERA_COLOURS"]
 
 SIDE_COLOURS = {"left": "#1f77b4", "right": "#d62728", "mid": "#666666"}
 CAMERA_COLOURS = ["#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e",
@@ -103,6 +103,107 @@ def _up_vector(X, R, skeleton) -> np.ndarray:
     return np.array([0.0, 0.0, 1.0])
 
 
+def _camera_traces(fig, K, R, t, image_size, names, used, ok, centres, depth):
+    """Add the frustums (solid: used, dashed: left out) and the camera names to ``fig``."""
+    import plotly.graph_objects as go
+    for c in np.flatnonzero(ok):
+        fr = frustum_corners(K[c:c + 1], R[c:c + 1], t[c:c + 1], image_size[c], depth)[0]
+        o, corners = fr[0], fr[1:]
+        top = 0.5 * (corners[0] + corners[1])
+        up = top + 0.35 * (corners[0] - corners[3])             # a tick above the image top
+        segs = [(o, q) for q in corners] + [(corners[i], corners[(i + 1) % 4]) for i in range(4)]
+        segs += [(corners[0], up), (up, corners[1])]
+        x, y, z = _lines(segs)
+        col = CAMERA_COLOURS[c % len(CAMERA_COLOURS)]
+        fig.add_trace(go.Scatter3d(
+            x=x, y=y, z=z, mode="lines", scene="scene", hoverinfo="name",
+            line=dict(color=col, width=3, dash="solid" if used[c] else "dash"),
+            name=f"camera {names[c]}" + ("" if used[c] else " (left out)")))
+    fig.add_trace(go.Scatter3d(x=centres[ok, 0], y=centres[ok, 1], z=centres[ok, 2],
+                               mode="text", text=[names[c] for c in np.flatnonzero(ok)],
+                               textposition="top center", showlegend=False, hoverinfo="skip",
+                               scene="scene"))
+
+
+def _person_traces(P, skeleton, colour: str, name: str):
+    """Bones and joints of one person's pose ``P (J, 3)`` in one colour."""
+    import plotly.graph_objects as go
+    x, y, z = _lines([(P[a], P[b]) for a, b in skeleton.bones])
+    ok = np.isfinite(P).all(1)
+    return [go.Scatter3d(x=x, y=y, z=z, mode="lines", scene="scene", legendgroup=name,
+                         line=dict(color=colour, width=6), name=name),
+            go.Scatter3d(x=P[ok, 0], y=P[ok, 1], z=P[ok, 2], mode="markers", scene="scene",
+                         marker=dict(size=3, color=colour), legendgroup=name, showlegend=False,
+                         text=[f"{name}: {skeleton.names[j]}" for j in np.flatnonzero(ok)],
+                         hoverinfo="text", name=name)]
+
+
+def view3d_people(points3d, R, t, K, image_size, skeleton, metric: bool, names, colours, *,
+                  fps: float = 0.0, max_frames: int = 200, used=None):
+    """The 3D view of several people: ``points3d (T, N, J, 3)`` world points (NaN = missing),
+    person ``n`` in ``colours[n % len(colours)]`` with a legend entry "person n+1", each
+    person's path (their joints' centre over time, dotted), the cameras as in :func:`view3d`
+    and a time slider (at most ``max_frames`` steps)."""
+    import plotly.graph_objects as go
+    X = np.asarray(points3d, np.float64)
+    T, N = X.shape[:2]
+    C = len(R)
+    used = np.ones(C, bool) if used is None else np.asarray(used, bool)
+    ok = np.array([np.isfinite(K[c]).all() and np.isfinite(R[c]).all() and np.isfinite(t[c]).all()
+                   for c in range(C)])
+    centres = np.full((C, 3), np.nan)
+    centres[ok] = -np.einsum("cji,cj->ci", R[ok], t[ok])
+    finite = X[np.isfinite(X).all(-1)]
+    person = np.median(finite, 0) if len(finite) else np.zeros(3)
+    dist = np.linalg.norm(centres[ok] - person, axis=1)
+    depth = 0.2 * float(np.median(dist)) if dist.size and np.median(dist) > 0 else 1.0
+    fig = go.Figure()
+    _camera_traces(fig, K, R, t, np.broadcast_to(image_size, (C, 2)), names, used, ok, centres,
+                   depth)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        root = np.nanmean(X, 2)                                   # (T, N, 3)
+    for n in range(N):
+        col = colours[n % len(colours)]
+        x, y, z = _lines(list(zip(root[:-1, n], root[1:, n])))
+        fig.add_trace(go.Scatter3d(x=x, y=y, z=z, mode="lines", scene="scene",
+                                   line=dict(color=col, width=2, dash="dot"),
+                                   name=f"path of person {n + 1}"))
+    shown = np.unique(np.linspace(0, T - 1, min(T, max_frames)).round().astype(int))
+    valid = [k for k in shown if np.isfinite(X[k]).any()] or [int(shown[0])]
+
+    def traces(k):
+        return [tr for n in range(N) for tr in _person_traces(
+            X[k, n], skeleton, colours[n % len(colours)], f"person {n + 1}")]
+    n0 = len(fig.data)
+    for tr in traces(valid[0]):
+        fig.add_trace(tr)
+    idx = list(range(n0, len(fig.data)))
+    fig.frames = [go.Frame(name=str(k), traces=idx, data=traces(k)) for k in valid]
+    label = (lambda k: f"{k / fps:.2f} s") if fps else (lambda k: f"frame {k}")
+    anim = {"mode": "immediate", "frame": {"duration": 0, "redraw": True},
+            "transition": {"duration": 0}}
+    play = {"mode": "immediate", "fromcurrent": True,
+            "frame": {"duration": 80, "redraw": True}, "transition": {"duration": 0}}
+    up = _up_vector(np.moveaxis(X, 1, 0).reshape(-1, *X.shape[2:]), R, skeleton)
+    unit = " (m)" if metric else " (arbitrary units)"
+    fig.update_layout(
+        height=720, margin=dict(l=0, r=0, t=30, b=0), legend=dict(x=0, y=1),
+        sliders=[{"active": 0, "currentvalue": {"prefix": "time: " if fps else ""},
+                  "x": 0.12, "len": 0.88, "y": 0, "pad": {"t": 10},
+                  "font": {"color": "rgba(0,0,0,0)"},
+                  "steps": [{"label": label(k), "method": "animate",
+                             "args": [[str(k)], anim]} for k in valid]}],
+        updatemenus=[{"type": "buttons", "direction": "left", "x": 0, "y": 0, "xanchor": "left",
+                      "yanchor": "top", "pad": {"t": 40},
+                      "buttons": [{"label": "play", "method": "animate", "args": [None, play]},
+                                  {"label": "pause", "method": "animate",
+                                   "args": [[None], anim]}]}],
+        scene=dict(aspectmode="data", camera=dict(up=dict(zip("xyz", up.tolist()))),
+                   **{f"{a}axis": dict(title=dict(text=a + unit)) for a in "xyz"}))
+    return fig
+
+
 def view3d(X, R, t, K, image_size, skeleton, metric: bool, names, *, fps: float = 0.0,
            max_frames: int = 200, used=None):
     """The plotly ``Figure`` of the 3D view. ``X (T, J, 3)`` world points (NaN = missing),
@@ -124,23 +225,7 @@ def view3d(X, R, t, K, image_size, skeleton, metric: bool, names, *, fps: float 
     dist = np.linalg.norm(centres[ok] - person, axis=1)
     depth = 0.2 * float(np.median(dist)) if dist.size and np.median(dist) > 0 else 1.0
     fig = go.Figure()
-    for c in np.flatnonzero(ok):
-        fr = frustum_corners(K[c:c + 1], R[c:c + 1], t[c:c + 1], image_size[c], depth)[0]
-        o, corners = fr[0], fr[1:]
-        top = 0.5 * (corners[0] + corners[1])
-        up = top + 0.35 * (corners[0] - corners[3])             # a tick above the image top
-        segs = [(o, q) for q in corners] + [(corners[i], corners[(i + 1) % 4]) for i in range(4)]
-        segs += [(corners[0], up), (up, corners[1])]
-        x, y, z = _lines(segs)
-        col = CAMERA_COLOURS[c % len(CAMERA_COLOURS)]
-        fig.add_trace(go.Scatter3d(
-            x=x, y=y, z=z, mode="lines", scene="scene", hoverinfo="name",
-            line=dict(color=col, width=3, dash="solid" if used[c] else "dash"),
-            name=f"camera {names[c]}" + ("" if used[c] else " (left out)")))
-    fig.add_trace(go.Scatter3d(x=centres[ok, 0], y=centres[ok, 1], z=centres[ok, 2],
-                               mode="text", text=[names[c] for c in np.flatnonzero(ok)],
-                               textposition="top center", showlegend=False, hoverinfo="skip",
-                               scene="scene"))
+    _camera_traces(fig, K, R, t, image_size, names, used, ok, centres, depth)
     root = np.array([np.nanmean(P, 0) if np.isfinite(P).any() else np.full(3, np.nan)
                      for P in X])
     x, y, z = _lines(list(zip(root[:-1], root[1:])))

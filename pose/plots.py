@@ -11,7 +11,13 @@ import numpy as np
 
 from .skeletons import H36M_17, get_skeleton
 
-__all__ = ["plot_skeleton_3d", "plot_2d_overlay", "plot_joint_error_histogram"]
+__all__ = ["plot_skeleton_3d", "plot_2d_overlay", "plot_joint_error_histogram",
+           "plot_people_3d", "PERSON_COLOURS"]
+
+#: one colour per person (person ``n`` → ``PERSON_COLOURS[n % len]``), shared by every plot and
+#: the HTML report so that a person keeps their colour everywhere
+PERSON_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+                  "#17becf", "#bcbd22", "#7f7f7f")
 
 
 def _plt():
@@ -83,6 +89,67 @@ def plot_skeleton_3d(X, skeleton=H36M_17, *, rig=None, gt=None, camera_size: flo
     ax.set_ylabel(f"y ({units})")
     ax.set_zlabel(f"z ({units})")
     ax.set_title(title or sk.name)
+    return _save(fig, path)
+
+
+def plot_people_3d(points3d, skeleton=H36M_17, *, rig=None, frame=None, title: str = "",
+                   path=None, units: str = "m"):
+    """Several people: ``points3d (T, N, J, 3)`` (NaN = not reconstructed). Draws every person's
+    skeleton at ``frame`` (default: the frame where most joints of most people exist) and the
+    path of their joints' centre over all frames, person ``n`` in ``PERSON_COLOURS[n]``
+    (legend "person n+1"), and the cameras of ``rig`` (centres, viewing axes). ``units`` labels
+    the axes ("m" only for metric coordinates)."""
+    plt = _plt()
+    sk = get_skeleton(skeleton)
+    X = np.asarray(points3d, dtype=np.float64)
+    if X.ndim != 4 or X.shape[2:] != (sk.num_joints, 3) or X.shape[0] == 0:
+        raise ValueError(f"points3d: expected shape (T, N, {sk.num_joints}, 3) with T >= 1, "
+                         f"got shape {X.shape}")
+    T, N = X.shape[:2]
+    ok = np.isfinite(X).all(-1)                                   # (T, N, J)
+    if frame is None:
+        frame = int(np.argmax((ok.sum(-1) > 0).sum(-1) * 1000 + ok.sum((1, 2))))
+    fig = plt.figure(figsize=(7, 6))
+    ax = fig.add_subplot(projection="3d")
+    pts = []
+    for n in range(N):
+        col = PERSON_COLOURS[n % len(PERSON_COLOURS)]
+        P = X[frame, n]
+        first = True
+        for a, b in sk.bones:
+            if np.isfinite(P[[a, b]]).all():
+                ax.plot(*P[[a, b]].T, "-", color=col, lw=2,
+                        label=f"person {n + 1}" if first else None)
+                first = False
+        with np.errstate(invalid="ignore"):
+            cnt = ok[:, n].sum(-1)
+            centre = np.where(cnt[:, None] > 0, np.nansum(np.where(ok[:, n, :, None], X[:, n], 0),
+                                                          1) / np.maximum(cnt, 1)[:, None], np.nan)
+        ax.plot(*centre.T, ":", color=col, lw=1, label=None if not first else f"person {n + 1}")
+        pts += [P[np.isfinite(P).all(1)], centre[np.isfinite(centre).all(1)]]
+    if rig is not None:
+        R, t = np.asarray(rig.R), np.asarray(rig.t)
+        centres = -np.einsum("cji,cj->ci", R, t)
+        span = np.concatenate(pts) if pts else centres
+        size = 0.15 * (np.ptp(span, 0).max() if len(span) else 1.0) or 0.3
+        for i, (c, z) in enumerate(zip(centres, R[:, 2, :])):
+            ax.scatter(*c, color="k", marker="^")
+            ax.plot(*np.stack([c, c + size * z]).T, color="k", lw=1)
+            ax.text(*c, f" {i}", fontsize=8)
+        pts.append(centres)
+    allp = np.concatenate(pts) if pts else np.zeros((0, 3))
+    allp = allp[np.isfinite(allp).all(1)]
+    if len(allp):
+        mid, half = allp.mean(0), max(np.ptp(allp, 0).max() / 2, 1e-3)
+        ax.set_xlim(mid[0] - half, mid[0] + half)
+        ax.set_ylim(mid[1] - half, mid[1] + half)
+        ax.set_zlim(mid[2] - half, mid[2] + half)
+    ax.set_xlabel(f"x ({units})")
+    ax.set_ylabel(f"y ({units})")
+    ax.set_zlabel(f"z ({units})")
+    if N:
+        ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title or f"{N} people, frame {frame} (dotted: path over time)")
     return _save(fig, path)
 
 
