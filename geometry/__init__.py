@@ -45,3 +45,5 @@ from .rig import (BundleResult, FocalResult, RigReconstruction, SessionCalibrati
                   calibrate_session, estimate_time_offsets, focal_from_fundamental,
                   intrinsics_from_image_size, reconstruct_rig, reconstruct_rig_windowed,
                   reconstruct_session, select_frames, triangulate_session)
+from .rig.sync_refine import (SyncedRig, offsets_with_cameras, smooth_tracks,
+                              synchronise_rig, synchronise_session)

@@ -1,0 +1,209 @@
+"""Time offsets on real detections and real motion (issue #19 offsets item, #21 offset flags).
+
+Cases (each with cameras shifted by known offsets ``D = (0, −3, +4.6, −2.3)`` frames and by
+random ones, uniform in ±5 frames, camera 0 the reference):
+
+- **Pose2Sim balancing** (real OpenPose, 4 cameras, 60 fps): camera ``c``'s new frame ``t`` is
+  its original frame ``t + 5 + D_c`` (linear interpolation for fractional shifts), 90 frames.
+  The original cameras are not perfectly synchronised themselves: their native offsets ``n``
+  are measured once with the Qualisys calibration's cameras on all 100 frames
+  (:func:`geometry.offsets_with_cameras`; a reference, not ground truth); the true offsets of a
+  shifted case are ``n − D``. "Synchronised data" = the original tracks resampled with ``n``.
+- **CMU mocap 131_01** (real motion, 120 fps, Human3.6M-17 joints) filmed at 60 fps by a
+  virtual 4-camera portrait rig (:func:`pose.make_people_rig` ``"portrait"``) with detector
+  noise (3 px, 5 % outliers, 2 % missing; :class:`pose.DetectorNoise`); camera ``c``'s frame
+  ``t`` shows the instant ``t + D_c`` (3D linearly interpolated between mocap samples), 240
+  frames. True offsets ``−D``; synchronised data: ``D = 0`` with the same noise seed.
+
+Methods: ``estimate_time_offsets`` (pooled F per shift, then the rig from the resynchronised
+views) and ``synchronise_rig`` (the rig refined jointly with the offsets). Row fields:
+``case``, ``method``, ``max_offset_err_frames``, ``median_rot_deg`` (median relative-rotation
+error over camera pairs of the rig from the resynchronised views: against the Qualisys
+calibration / the virtual rig), ``median_rot_deg_synced`` (the same reconstruction from the
+synchronised data), ``rot_ratio`` (their ratio; target ≤ 1.2), ``flag_recall`` /
+``flag_keep`` (#21: fraction of offsets off by ≥ 0.5 frame flagged not confident / of the
+others left confident; NaN where there are none), ``seconds``.
+
+``python -m benchmarks.accuracy_offsets [--quick]`` prints the table and the JSON rows;
+:func:`offset_rows` is what ``python -m benchmarks accuracy`` imports.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+FIXED = np.array([0.0, -3.0, 4.6, -2.3])
+
+__all__ = ["offset_rows", "main"]
+
+
+def _rot_err(Ra, Rb):
+    c = (np.trace(Ra @ Rb.T) - 1) / 2
+    return float(np.degrees(np.arccos(np.clip(c, -1, 1))))
+
+
+def _median_rot(R_est, R_true):
+    return float(np.median([_rot_err(R_est[j] @ R_est[i].T, R_true[j] @ R_true[i].T)
+                            for i, j in combinations(range(len(R_true)), 2)]))
+
+
+def _shift_set(quick, seed=0):
+    rng = np.random.default_rng(seed)
+    sets = [("fixed (0, -3, +4.6, -2.3)", FIXED)]
+    for k in range(1 if quick else 4):
+        sets.append((f"random #{k}", np.concatenate([[0.0], np.round(rng.uniform(-5, 5, 3), 2)])))
+    return sets
+
+
+def _pose2sim_data():
+    """``(x (4,100,25,2) undistorted px, NaN where confidence ≤ 0.2), conf, K, R, t``."""
+    import geometry as geo
+    d = np.load(SHARED / "pose2sim_demo" / "pose2sim_demo.npz")
+    kp, K, dist = d["balancing_kp2d"], d["K"], d["dist"]
+    x, conf = kp[..., :2].astype(float).copy(), kp[..., 2].astype(float).copy()
+    x[conf <= 0.2] = np.nan
+    for c in range(len(K)):
+        x[c] = geo.undistort_points(x[c], K[c], dist[c])
+    return x, conf, K, d["R"], d["t"]
+
+
+def _shift_views(x, shifts, start, T):
+    """``out[c, t] = x[c](t + start + shifts[c])`` for ``t < T`` (linear interpolation)."""
+    import geometry as geo
+    return np.stack([geo.apply_time_offsets(x[c:c + 1], [start + float(shifts[c])])[0, :T]
+                     for c in range(x.shape[0])])
+
+
+def _cmu_people(D, T, seed):
+    """CMU 131_01 filmed at 60 fps; camera ``c``'s frame ``t`` shows instant ``t + D_c``."""
+    import pose
+    from pose.bvh import bvh_to_h36m
+    X = bvh_to_h36m(SHARED / "cmu_mocap_131" / "scaled_131_01.bvh")
+    X = X - np.array([*X[:, 0, :2].mean(0), 0.0])
+    rig = pose.make_people_rig("portrait", 4, seed=seed)
+    noise = pose.DetectorNoise(sigma_px=3.0, outlier_ratio=0.05, missing_ratio=0.02,
+                               swap_ratio=0.0)
+    start = 40                                   # camera frames (60 fps) into the clip
+    xs = []
+    for c in range(4):
+        tm = 2.0 * (start + np.arange(T) + D[c])        # mocap samples (120 fps)
+        i0 = np.clip(np.floor(tm).astype(int), 0, len(X) - 2)
+        a = (tm - i0)[:, None, None]
+        Xc = (1 - a) * X[i0] + a * X[i0 + 1]
+        film = pose.film_motion(Xc, rig, noise=noise, fps=60.0, seed=seed * 10 + c)
+        xs.append(film.x[c])
+    return np.stack(xs), rig
+
+
+def _methods(x, K, R_true, truth, conf, rows, case, synced_rot, max_offset, flags):
+    import geometry as geo
+    opts = dict(min_confidence=0.2) if conf is not None else {}
+    t0 = time.perf_counter()
+    r = geo.estimate_time_offsets(x, max_offset=max_offset)
+    xs = geo.apply_time_offsets(x, r.offsets)
+    cs = None if conf is None else np.nan_to_num(geo.apply_time_offsets(
+        np.repeat(conf[..., None], 2, -1), r.offsets)[..., 0])
+    rec = geo.reconstruct_rig(xs, K, confidence=cs, **opts)
+    err = np.abs(r.offsets - truth)[1:]
+    rows.append(_row(case, "estimate_time_offsets + reconstruct_rig", err, rec.R, R_true,
+                     synced_rot, r.confident[1:], time.perf_counter() - t0))
+    t0 = time.perf_counter()
+    s = geo.synchronise_rig(x, K, confidence=conf, max_offset=max_offset, **opts)
+    err = np.abs(s.offsets - truth)[1:]
+    rows.append(_row(case, "synchronise_rig (joint rig + offsets)", err, s.rig.R, R_true,
+                     synced_rot, s.confident[1:], time.perf_counter() - t0))
+    rows[-1]["rounds"] = int(s.summary["rounds"])
+    flags.append((err, s.confident[1:]))
+
+
+def _row(case, method, err, R_est, R_true, synced_rot, confident, sec):
+    rot = _median_rot(R_est, R_true)
+    off = err >= 0.5
+    return {"case": case, "method": method, "max_offset_err_frames": float(err.max()),
+            "offset_err_frames": [round(float(e), 3) for e in err],
+            "median_rot_deg": rot, "median_rot_deg_synced": synced_rot,
+            "rot_ratio": rot / max(synced_rot, 1e-9),
+            "flag_recall": float((~confident[off]).mean()) if off.any() else float("nan"),
+            "flag_keep": float(confident[~off].mean()) if (~off).any() else float("nan"),
+            "seconds": sec}
+
+
+def _pose2sim_rows(quick, rows, notes, flags):
+    import geometry as geo
+    x, conf, K, R, t = _pose2sim_data()
+    native = geo.offsets_with_cameras(x, K, R, t, max_offset=4)
+    n = native["offsets"]
+    notes["Pose2Sim native offsets"] = (f"{np.round(n, 3).tolist()} frames (std "
+                                        f"{np.round(native['offset_std'], 3).tolist()}), measured "
+                                        "with the Qualisys cameras on the original 100 frames")
+    T, start = 90, 5
+    xsync = _shift_views(x, n, start, T)
+    csync = np.nan_to_num(_shift_views(np.repeat(conf[..., None], 2, -1), n, start, T)[..., 0])
+    rec0 = geo.reconstruct_rig(xsync, K, confidence=csync, min_confidence=0.2)
+    synced_rot = _median_rot(rec0.R, R)
+    for name, D in _shift_set(quick):
+        xs = _shift_views(x, D, start, T)
+        cs = np.nan_to_num(_shift_views(np.repeat(conf[..., None], 2, -1), D, start, T)[..., 0])
+        _methods(xs, K, R, n - D, cs, rows, f"Pose2Sim balancing, shifts {name}", synced_rot,
+                 6, flags)
+
+
+def _cmu_rows(quick, rows, notes, flags):
+    import geometry as geo
+    T = 240
+    x0, rig = _cmu_people(np.zeros(4), T, seed=1)
+    rec0 = geo.reconstruct_rig(x0, rig.K)
+    synced_rot = _median_rot(rec0.R, rig.R)
+    for name, D in _shift_set(quick):
+        x, _ = _cmu_people(D, T, seed=1)
+        _methods(x, rig.K, rig.R, -D, None, rows, f"CMU 131_01 virtual rig, shifts {name}",
+                 synced_rot, 6, flags)
+
+
+def offset_rows(quick: bool = False) -> list[dict]:
+    """Rows of the offsets benchmark (see the module docstring); the last row is the #21
+    flag summary over every ``synchronise_rig`` offset of the run."""
+    rows, notes, flags = [], {}, []
+    if (SHARED / "pose2sim_demo" / "pose2sim_demo.npz").exists():
+        _pose2sim_rows(quick, rows, notes, flags)
+    if (SHARED / "cmu_mocap_131" / "scaled_131_01.bvh").exists():
+        _cmu_rows(quick, rows, notes, flags)
+    if flags:
+        err = np.concatenate([f[0] for f in flags])
+        conf = np.concatenate([f[1] for f in flags])
+        off = err >= 0.5
+        rows.append({"case": "all cases above", "method": "synchronise_rig confidence flags",
+                     "max_offset_err_frames": float(err.max()),
+                     "flag_recall": float((~conf[off]).mean()) if off.any() else float("nan"),
+                     "flag_keep": float(conf[~off].mean()) if (~off).any() else float("nan"),
+                     "n_offsets": int(err.size), "n_off_by_half": int(off.sum())})
+    for r in rows:
+        r.setdefault("notes", "")
+    if rows and notes:
+        rows[0]["notes"] = "; ".join(f"{k}: {v}" for k, v in notes.items())
+    return rows
+
+
+def main(argv=None) -> int:
+    quick = "--quick" in (sys.argv[1:] if argv is None else argv)
+    rows = offset_rows(quick)
+    cols = ["case", "method", "max_offset_err_frames", "median_rot_deg", "median_rot_deg_synced",
+            "rot_ratio", "flag_recall", "flag_keep", "seconds"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        cells = [r.get(c, "") for c in cols]
+        print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v)
+                                for v in cells) + " |")
+    print(json.dumps(rows, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
