@@ -98,3 +98,28 @@ def test_people_bad_option_and_single_path_unchanged(crowd, tmp_path, capsys):
     rc = main(["reconstruct", str(root), "--people", "2", "--mode", "frame",
                "--out", str(tmp_path / "o"), "--quiet", "--image-size", "1000", "1000"])
     assert rc == 2 and "--mode" in capsys.readouterr().err
+
+
+def test_load_detections_all_people_coco_and_blazepose_guess(tmp_path, rng):
+    from learn.inputs import load_detections
+    from pose.io_coco import write_coco_keypoints
+    # COCO, one file per camera: image 1 has two people, image 2 one, image 3 nobody listed
+    people = np.concatenate([rng.uniform(10, 500, (3, 17, 2)), np.full((3, 17, 1), 0.9)], -1)
+    for cam in ("a", "b"):
+        write_coco_keypoints(tmp_path / f"{cam}.json", people, [1, 1, 2], score=[0.5, 0.8, 0.7])
+    det = load_detections(tmp_path, progress=False, all_people=True)
+    assert det.keypoints.shape == (2, 2, 2, 17, 3) and det.skeleton == "coco_17"
+    np.testing.assert_allclose(det.keypoints[0, 0], people[[1, 0]], atol=1e-3)   # by score
+    assert np.isnan(det.x[0, 1, 1]).all() and (det.confidence[0, 1, 1] == 0).all()
+    single = load_detections(tmp_path, progress=False)                             # unchanged
+    np.testing.assert_allclose(single.keypoints[0], people[[1, 2]], atol=1e-3)
+    # OpenPose-format folders with 33 joints (epigeo detect's BlazePose) → blazepose_33
+    op = tmp_path / "op"
+    for cam in ("cam01_json", "cam02_json"):
+        (op / cam).mkdir(parents=True)
+        write_openpose_json(op / cam / "f0.json", np.concatenate(
+            [rng.uniform(10, 500, (2, 33, 2)), np.ones((2, 33, 1))], -1))
+        write_openpose_json(op / cam / "f1.json", np.zeros((0, 33, 3)))
+    det = load_detections(op, progress=False, all_people=True)
+    assert det.skeleton == "blazepose_33" and det.keypoints.shape == (2, 2, 2, 33, 3)
+    assert load_detections(op, progress=False).skeleton == "blazepose_33"
