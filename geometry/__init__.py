@@ -16,6 +16,8 @@ Every public name is importable from here in one hop. The code lives in rooms by
   time offsets, windowed reconstruction.
 - below all rooms: :mod:`geometry.camera`, :mod:`geometry.alignment`, :mod:`geometry.synthetic`
   (public helpers) and :mod:`geometry.common` (argument validation, small Numba linear algebra).
+- :mod:`geometry.people` — several people: per-camera tracks, association across cameras
+  without calibration, calibration from the crowd, 3D per person (above ``rig``).
 - :mod:`geometry.torch` — the same rooms for torch tensors.
 
 Layering: ``common`` ← ``camera``/``alignment``/``synthetic`` ← ``robust`` ← ``epipolar`` ←
@@ -45,5 +47,7 @@ from .rig import (BundleResult, FocalResult, RigReconstruction, SessionCalibrati
                   calibrate_session, estimate_time_offsets, focal_from_fundamental,
                   intrinsics_from_image_size, reconstruct_rig, reconstruct_rig_windowed,
                   reconstruct_session, select_frames, triangulate_session)
+from .people import (PeopleAssociation, PeopleReconstruction, associate_people,
+                     reconstruct_people, track_people)
 from .rig.sync_refine import (SyncedRig, offsets_with_cameras, smooth_tracks,
                               synchronise_rig, synchronise_session)

@@ -1,0 +1,130 @@
+"""Cameras and every person's 3D joints from multi-person detections of a static rig.
+
+:func:`reconstruct_people` associates the detections (:func:`associate_people`), then
+calibrates the rig from every associated person at once — each person is another set of
+views of the same rig, stacked along the frame axis of :func:`geometry.reconstruct_rig` — whose
+final robust triangulation gives each person's joints in every frame. With one detection slot
+(``P = 1``) it is exactly :func:`geometry.reconstruct_rig` on ``x[:, :, 0]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..rig import reconstruct_rig
+from .associate import PeopleAssociation, associate_people, calibration_views
+from .tracking import check_people_inputs
+
+__all__ = ["PeopleReconstruction", "reconstruct_people"]
+
+
+@dataclass(frozen=True)
+class PeopleReconstruction:
+    """Result of :func:`reconstruct_people` (``C`` cameras, ``T`` frames, ``N`` people, ``J``).
+
+    ``R (C,3,3)``, ``t (C,3)``, ``K (C,3,3)``: cameras (``x_cam = R X + t``; camera 0 is the
+    world; unit: metres when ``metric``, else the median camera distance from camera 0);
+    ``camera_valid (C,)``; ``identity (C,T,P)`` int64 person of every detection (``-1``: none);
+    ``num_people`` ``N``; ``points3d (T,N,J,3)`` world joints, NaN where fewer than two cameras
+    agree; ``valid3d (T,N,J)``; ``reprojection_px (T,N,J)`` RMS reprojection error over the
+    views a joint rests on (NaN where not valid); ``track_length (N,)`` frames with a 3D pose;
+    ``person_reprojection_px (N,)`` median reprojection error per person; ``metric``;
+    ``association`` (the :class:`PeopleAssociation` it started from); ``valid``; ``messages``;
+    ``summary`` (per-camera diagnostics, assignment figures, repaired swaps, frames without
+    people, one-camera person-frames, per-person figures, the calibration's figures).
+    """
+
+    R: np.ndarray
+    t: np.ndarray
+    K: np.ndarray
+    camera_valid: np.ndarray
+    identity: np.ndarray
+    num_people: int
+    points3d: np.ndarray
+    valid3d: np.ndarray
+    reprojection_px: np.ndarray
+    track_length: np.ndarray
+    person_reprojection_px: np.ndarray
+    metric: bool
+    association: PeopleAssociation
+    valid: bool
+    messages: tuple = ()
+    summary: dict = field(default_factory=dict)
+
+
+def reconstruct_people(x, confidence=None, K=None, *, image_size=None, num_people=None,
+                       seed: int = 0, threshold: float | None = None, max_px: float | None = None,
+                       min_track_frames: int | None = None,
+                       **rig_options) -> PeopleReconstruction:
+    """Cameras and each person's 3D joints from several people's detections, no calibration.
+
+    Args:
+        x: ``(C, T, P, J, 2)`` undistorted pixels, NaN where a slot or joint is empty (slot order
+            arbitrary per camera-frame). confidence: optional ``(C, T, P, J)``.
+        K, image_size: intrinsics as in :func:`geometry.reconstruct_rig`.
+        num_people: ``N`` or None / ``"auto"``. seed: RANSAC seed.
+        threshold, max_px, min_track_frames: as in :func:`associate_people`.
+        rig_options: passed to :func:`geometry.reconstruct_rig` (``refine_focal``,
+            ``subject_height``/``height_joints``, ``up_joints``, …; metric scale and the up
+            direction are taken from all people together).
+    Returns:
+        :class:`PeopleReconstruction`. Bad arguments raise ``ValueError`` naming the argument;
+        frames without people, people seen by one camera and detector ID swaps are reported in
+        ``summary`` and ``messages``, never raised.
+    """
+    assoc = associate_people(x, confidence, K, image_size=image_size, num_people=num_people,
+                             seed=seed, threshold=threshold, max_px=max_px,
+                             min_track_frames=min_track_frames, **rig_options)
+    x, w = check_people_inputs(x, confidence)
+    C, T, P, J, _ = x.shape
+    N = assoc.num_people
+    msgs = list(assoc.messages)
+    if N == 0:
+        msgs.append("no person could be reconstructed")
+        return PeopleReconstruction(
+            R=assoc.R, t=assoc.t, K=assoc.K, camera_valid=assoc.camera_valid,
+            identity=assoc.identity, num_people=0, points3d=np.full((T, 0, J, 3), np.nan),
+            valid3d=np.zeros((T, 0, J), bool), reprojection_px=np.full((T, 0, J), np.nan),
+            track_length=np.zeros(0, np.int64), person_reprojection_px=np.zeros(0),
+            metric=False, association=assoc, valid=False, messages=tuple(msgs),
+            summary=dict(assoc.summary))
+    xs, ws = calibration_views(x, w, assoc.identity, N)
+    rec = reconstruct_rig(xs, K, confidence=ws, image_size=image_size, seed=seed, **rig_options)
+    pv = rec.point_valid.reshape(N, T, J).transpose(1, 0, 2)
+    X = np.where(pv[..., None], rec.X.reshape(N, T, J, 3).transpose(1, 0, 2, 3), np.nan)
+    res = np.where(rec.inliers, rec.residuals, np.nan)                # (C, N·T, J)
+    with np.errstate(all="ignore"):
+        rms = np.sqrt(np.nanmean(res ** 2, axis=0))
+    rms = np.where(pv, rms.reshape(N, T, J).transpose(1, 0, 2), np.nan)
+    length = pv.any(-1).sum(0).astype(np.int64)                        # (N,)
+    per_person = np.array([float(np.nanmedian(rms[:, n])) if pv[:, n].any() else np.nan
+                           for n in range(N)])
+    views = (assoc.identity[..., None] == np.arange(N)).any(2)        # (C, T, N)
+    nviews = views.sum(0)                                             # (T, N)
+    summary = dict(assoc.summary)
+    summary["calibration"] = dict(rec.summary)
+    summary["people"] = [{"person": n, "track_length": int(length[n]),
+                          "frames_detected": int((nviews[:, n] > 0).sum()),
+                          "frames_one_camera": int((nviews[:, n] == 1).sum()),
+                          "first_frame": int(np.argmax(nviews[:, n] > 0)),
+                          "reprojection_px": per_person[n]} for n in range(N)]
+    summary["frames_with_3d"] = int(pv.any(axis=(1, 2)).sum())
+    summary["frames_zero_people_3d"] = int(T - summary["frames_with_3d"])
+    summary["person_frames_one_camera"] = int((nviews == 1).sum())
+    for c in range(C):
+        r = res[c][np.isfinite(res[c])]
+        summary["per_camera"][c].update(
+            {"registered": bool(rec.camera_valid[c]),
+             "median_reprojection_px": float(np.median(r)) if r.size else float("nan"),
+             "inliers": int(r.size)})
+    bad = [c for c in range(C) if not rec.camera_valid[c]]
+    if bad:
+        msgs.append(f"camera(s) {bad} could not be registered from the associated people")
+    if not rec.valid:
+        msgs.append("the rig could not be calibrated from the associated people")
+    return PeopleReconstruction(
+        R=rec.R, t=rec.t, K=rec.K, camera_valid=rec.camera_valid, identity=assoc.identity,
+        num_people=N, points3d=X, valid3d=pv, reprojection_px=rms, track_length=length,
+        person_reprojection_px=per_person, metric=bool(rec.metric), association=assoc,
+        valid=bool(rec.valid and assoc.valid), messages=tuple(msgs), summary=summary)
