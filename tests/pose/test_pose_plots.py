@@ -42,3 +42,17 @@ def test_plot_joint_error_histogram(tmp_path, data):
     _png(tmp_path / "d.png")
     with pytest.raises(ValueError, match="errors"):
         plot_joint_error_histogram(err[:, :5])
+
+
+def test_plot_people_3d_colours_each_person(tmp_path, data):
+    from pose.plots import PERSON_COLOURS, plot_people_3d
+    X = np.stack([data.X, data.X + [1.5, 0, 0]], 1)          # (T, 2, J, 3): two people
+    X[:3, 1] = np.nan                                          # person 2 enters late
+    fig = plot_people_3d(X, rig=data.rig, path=tmp_path / "p.png")
+    _png(tmp_path / "p.png")
+    leg = fig.axes[0].get_legend()
+    assert [t.get_text() for t in leg.get_texts()] == ["person 1", "person 2"]
+    import matplotlib.colors as mc
+    assert [mc.to_hex(h.get_color()) for h in leg.legend_handles] == list(PERSON_COLOURS[:2])
+    with pytest.raises(ValueError, match="points3d"):
+        plot_people_3d(X[:, 0])
