@@ -51,3 +51,4 @@ from .people import (PeopleAssociation, PeopleReconstruction, associate_people,
                      reconstruct_people, track_people)
 from .rig.sync_refine import (SyncedRig, offsets_with_cameras, smooth_tracks,
                               synchronise_rig, synchronise_session)
+from .priors import ObservationNoise, SkeletonRefinement, observation_noise, refine_skeleton
