@@ -14,7 +14,10 @@ OpenSim ``.trc`` (:mod:`pose.io_trc`). Outputs in ``--out`` (one set, swapped in
   cameras ``R``, ``t``, ``K``, ``camera_names``, ``joint_names``, ``fps``, ``units``;
 - ``pseudo_labels_person_XX.npz`` (the dataset file of :func:`learn.pseudo_labels.save_pseudo_labels`);
 - ``person_XX.trc`` in metres when the scale is metric (a full ``--calib``: the estimated rig
-  is aligned to the calibration's camera centres by a similarity), else not written (a warning);
+  is aligned to the calibration's camera centres by a similarity) and ``--fps`` is given, else
+  not written (a warning). As Pose2Sim does, the calibration's Z-up world is turned to
+  OpenSim's Y-up one: the file's ``(X, Y, Z)`` = the world's ``(Y, Z, X)`` (:data:`ZUP_TO_YUP`);
+  ``people.npz`` keeps the world frame;
 - ``calibration.toml``, ``people.png``, ``report.html`` and ``report.json`` (per person: track
   length, reprojection error, labelled fraction, camera flags).
 """
@@ -32,6 +35,8 @@ __all__ = ["parse_people", "person_views", "align_to_calibration", "reconstruct_
 
 _PERSON_FILE = re.compile(r"^(person_\d+\.trc|pseudo_labels_person_\d+\.npz)$")
 PEOPLE_OUTPUTS = ("people.npz", "people.png")
+#: world axes written as the .trc's X, Y, Z (Pose2Sim's ``zup2yup``: a rotation, det +1)
+ZUP_TO_YUP = [1, 2, 0]
 
 
 def parse_people(value: str):
@@ -150,8 +155,9 @@ def _write(stage, args, det, rec, labels, views, skeleton, sizes, calib, metric,
                                               lab, x=views[n][0], confidence=views[n][1]))
     if metric and args.fps:
         for n in range(rec.num_people):
-            written.append(write_trc(stage / f"person_{n + 1:02d}.trc", rec.points3d[:, n],
-                                     joint_names, fps=float(args.fps), units="m"))
+            written.append(write_trc(stage / f"person_{n + 1:02d}.trc",
+                                     rec.points3d[:, n][..., ZUP_TO_YUP], joint_names,
+                                     fps=float(args.fps), units="m"))
     ok = np.isfinite(rec.R).all(axis=(1, 2)) & np.isfinite(rec.t).all(1)
     keep = np.flatnonzero(ok)
     pose.write_calibration_toml(stage / "calibration.toml", names=[names[c] for c in keep],
@@ -213,8 +219,12 @@ def reconstruct_people_run(args) -> dict:
     _log(f"associating people across cameras and time ({'auto' if want is None else want} "
          "people) and calibrating from all of them...")
     opts = {"focal": args.focal} if (K is None and args.focal) else {}
-    rec = geo.reconstruct_people(x, confidence=conf, K=K, image_size=sizes[0], num_people=want,
-                                 seed=args.seed, **opts)
+    try:
+        rec = geo.reconstruct_people(x, confidence=conf, K=K, image_size=sizes[0],
+                                     num_people=want, seed=args.seed, **opts)
+    except ValueError as exc:
+        raise ValueError(f"{args.input}: the several-people reconstruction failed ({exc})") \
+            from exc
     if not rec.valid or rec.num_people == 0:
         raise UnusableResult(f"{args.input}: no usable multi-person reconstruction ("
                              + "; ".join(rec.messages or ["no person tracked"])

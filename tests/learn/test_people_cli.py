@@ -80,7 +80,7 @@ def test_people_auto_end_to_end(crowd, tmp_path, capsys):
     trc = read_trc(out / "person_01.trc")                       # metres, 50 fps, joint names
     assert trc.units == "m" and trc.data_rate == 50 and trc.points.shape == (80, 17, 3)
     assert trc.marker_names == tuple(scene.skeleton.names)
-    np.testing.assert_allclose(trc.points, d["points3d"][:, 0], atol=1e-5)
+    np.testing.assert_allclose(trc.points, d["points3d"][:, 0][..., [1, 2, 0]], atol=1e-5)  # Y up
     for n in range(N):
         lab = np.load(out / f"pseudo_labels_person_{n + 1:02d}.npz")
         assert lab["valid"].shape == (4, 80) and lab["valid"].any()
