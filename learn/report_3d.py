@@ -103,8 +103,9 @@ def _up_vector(X, R, skeleton) -> np.ndarray:
     return np.array([0.0, 0.0, 1.0])
 
 
-def _camera_traces(fig, K, R, t, image_size, names, used, ok, centres, depth):
-    """Add the frustums (solid: used, dashed: left out) and the camera names to ``fig``."""
+def _camera_traces(fig, K, R, t, image_size, names, used, ok, centres, depth, colour=None):
+    """Add the frustums (solid: used, dashed: left out; in :data:`CAMERA_COLOURS`, or all in
+    ``colour``) and the camera names to ``fig``."""
     import plotly.graph_objects as go
     for c in np.flatnonzero(ok):
         fr = frustum_corners(K[c:c + 1], R[c:c + 1], t[c:c + 1], image_size[c], depth)[0]
@@ -114,7 +115,7 @@ def _camera_traces(fig, K, R, t, image_size, names, used, ok, centres, depth):
         segs = [(o, q) for q in corners] + [(corners[i], corners[(i + 1) % 4]) for i in range(4)]
         segs += [(corners[0], up), (up, corners[1])]
         x, y, z = _lines(segs)
-        col = CAMERA_COLOURS[c % len(CAMERA_COLOURS)]
+        col = colour or CAMERA_COLOURS[c % len(CAMERA_COLOURS)]
         fig.add_trace(go.Scatter3d(
             x=x, y=y, z=z, mode="lines", scene="scene", hoverinfo="name",
             line=dict(color=col, width=3, dash="solid" if used[c] else "dash"),
@@ -143,7 +144,7 @@ def view3d_people(points3d, R, t, K, image_size, skeleton, metric: bool, names, 
     """The 3D view of several people: ``points3d (T, N, J, 3)`` world points (NaN = missing),
     person ``n`` in ``colours[n % len(colours)]`` with a legend entry "person n+1", each
     person's path (their joints' centre over time, dotted), the cameras as in :func:`view3d`
-    and a time slider (at most ``max_frames`` steps)."""
+    but all dark grey (the colours are the people's) and a time slider (at most ``max_frames`` steps)."""
     import plotly.graph_objects as go
     X = np.asarray(points3d, np.float64)
     T, N = X.shape[:2]
@@ -159,7 +160,7 @@ def view3d_people(points3d, R, t, K, image_size, skeleton, metric: bool, names, 
     depth = 0.2 * float(np.median(dist)) if dist.size and np.median(dist) > 0 else 1.0
     fig = go.Figure()
     _camera_traces(fig, K, R, t, np.broadcast_to(image_size, (C, 2)), names, used, ok, centres,
-                   depth)
+                   depth, colour="#444444")   # grey: every colour in this view is a person
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         root = np.nanmean(X, 2)                                   # (T, N, 3)

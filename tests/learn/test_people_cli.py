@@ -86,6 +86,8 @@ def test_people_auto_end_to_end(crowd, tmp_path, capsys):
         assert lab["valid"].shape == (4, 80) and lab["valid"].any()
     html = (out / "report.html").read_text()
     assert "person 1" in html and "track length" in html and (out / "people.png").stat().st_size
+    from pose.plots import PERSON_COLOURS
+    assert all(PERSON_COLOURS[n] in html for n in range(N))      # each person's colour
     digests = rep["outputs_sha256"]
     assert set(digests) >= {"people.npz", "calibration.toml", "person_01.trc", "report.html"}
 
