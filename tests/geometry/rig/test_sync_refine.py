@@ -1,0 +1,96 @@
+"""geometry.synchronise_rig / offsets_with_cameras / synchronise_session: offsets with the rig."""
+import numpy as np
+import pytest
+
+import geometry as geo
+import pose
+
+FINE = 10  # the motion is generated 10× finer than the camera frame rate
+
+
+@pytest.fixture(scope="module")
+def walking():
+    """One subject walking at 500 fps (50 fps × 10) on the Human3.6M-like ring, 2 px noise and
+    5 % gross outliers (20–150 px)."""
+    noise = pose.DetectorNoise(sigma_px=2.0, outlier_ratio=0.05, missing_ratio=0.0,
+                               swap_ratio=0.0)
+    return pose.make_people(1, ("walk",), 200 * FINE, fps=50.0 * FINE, noise=noise, seed=4)
+
+
+def _delayed(people, delays, T=150, start=20):
+    """Camera ``c``'s frame ``t`` shows the instant ``t + delays[c]`` (frames at 50 fps)."""
+    return np.stack([people.x[c, (start * FINE + np.round((np.arange(T) + d) * FINE)).astype(int)]
+                     for c, d in enumerate(delays)])
+
+
+def test_offsets_with_true_cameras_whole_and_fractional(walking):
+    delays = np.array([0.0, -3.0, 4.6, -2.3])
+    x = _delayed(walking, delays)
+    rig = walking.rig
+    r = geo.offsets_with_cameras(x, rig.K, rig.R, rig.t, max_offset=6)
+    assert np.all(np.abs(r["offsets"] + delays) < 0.15), r["offsets"]
+    assert r["confident"].all()
+    assert np.all(r["offset_std"][1:] < 0.15) and r["offset_std"][0] == 0
+
+
+def test_synchronise_rig_recovers_offsets_and_cameras(walking):
+    delays = np.array([0.0, 2.0, -3.4, 1.7])
+    x = _delayed(walking, delays)
+    rig = walking.rig
+    s = geo.synchronise_rig(x, rig.K, max_offset=5, max_rounds=3)
+    assert np.all(np.abs(s.offsets + delays) < 0.15), s.offsets
+    assert s.confident.all()
+    assert s.history.shape[1] == 4 and np.all(s.history[:, 0] == 0)
+    # the rig of the resynchronised views: relative rotations within 0.3° of the truth
+    for c in range(1, 4):
+        Rr = s.rig.R[c] @ s.rig.R[0].T
+        Rt = rig.R[c] @ rig.R[0].T
+        assert geo.rotation_error_deg(Rr, Rt) < 0.3
+
+
+def test_frozen_camera_is_flagged(walking):
+    """Camera 2 shows one frame over and over (a frozen stream): its offset is undetermined
+    and must be flagged; the moving cameras keep theirs."""
+    delays = np.array([0.0, 1.0, 0.0, -2.0])
+    x = _delayed(walking, delays)
+    rng = np.random.default_rng(0)
+    x[2] = x[2, 40] + rng.normal(0, 2.0, x[2].shape)
+    rig = walking.rig
+    r = geo.offsets_with_cameras(x, rig.K, rig.R, rig.t, max_offset=4)
+    assert not r["confident"][2]
+    assert r["confident"][[0, 1, 3]].all()
+    assert np.all(np.abs(r["offsets"] + delays)[[1, 3]] < 0.15)
+
+
+def test_synchronise_session_two_trials(walking):
+    d1, d2 = np.array([0.0, 1.5, -2.0, 0.0]), np.array([0.0, -1.0, 0.0, 2.5])
+    t1, t2 = _delayed(walking, d1, T=80, start=20), _delayed(walking, d2, T=80, start=110)
+    off, res, cal = geo.synchronise_session([t1, t2], walking.rig.K, max_offset=4, max_rounds=2)
+    assert off.shape == (2, 4) and cal.valid and len(res) == 2
+    assert np.all(np.abs(off[0] + d1) < 0.15) and np.all(np.abs(off[1] + d2) < 0.15), off
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(x=np.zeros((3, 10, 2))), "x"),
+    (dict(max_offset=50), "max_offset"),
+    (dict(max_offset=-1), "max_offset"),
+    (dict(reference=4), "reference"),
+    (dict(tol=0.0), "tol"),
+    (dict(max_rounds=0), "max_rounds"),
+    (dict(initial=[0.0, 1.0]), "initial"),
+    (dict(confidence=np.ones((3, 40))), "confidence"),
+])
+def test_bad_arguments(kwargs, name):
+    args = dict(x=np.zeros((3, 40, 17, 2)))
+    args.update(kwargs)
+    K = np.array([[1000.0, 0, 500], [0, 1000, 500], [0, 0, 1]])
+    with pytest.raises(ValueError, match=name):
+        geo.synchronise_rig(args.pop("x"), K, **args)
+
+
+def test_bad_session_arguments():
+    with pytest.raises(ValueError, match="trials"):
+        geo.synchronise_session(np.zeros((3, 40, 17, 2)))
+    with pytest.raises(ValueError, match=r"trials\[1\].*max_offset"):
+        geo.synchronise_session([np.zeros((3, 40, 17, 2)), np.zeros((3, 5, 17, 2))],
+                                max_offset=6)
