@@ -363,6 +363,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "reconstruct":
+            if args.people and (isinstance(args.input, list) or args.workers is not None
+                                or args.scheduler):
+                raise ValueError("--people: give one INPUT folder (several sessions, --workers "
+                                 "and --scheduler are single-person)")
             if args.scale_main(args) is None:    # several SESSIONs / --workers: learn/scale.py
                 from .cmd_detect import videos_to_detections
                 if args.people and args.detect_people == 1:   # several people: detect them

@@ -100,6 +100,9 @@ def test_people_bad_option_and_single_path_unchanged(crowd, tmp_path, capsys):
     rc = main(["reconstruct", str(root), "--people", "2", "--mode", "frame",
                "--out", str(tmp_path / "o"), "--quiet", "--image-size", "1000", "1000"])
     assert rc == 2 and "--mode" in capsys.readouterr().err
+    rc = main(["reconstruct", str(root), str(root), "--people", "auto", "--out",
+               str(tmp_path / "o"), "--quiet"])
+    assert rc == 2 and "one INPUT" in capsys.readouterr().err
 
 
 def test_load_detections_all_people_coco_and_blazepose_guess(tmp_path, rng):
