@@ -95,6 +95,19 @@ def _person_scale(X):
     return float(np.median(r)) if r.size else 1.0
 
 
+def _adaptive_threshold(D, C, P, floor: float = 12.0) -> float:
+    """Grouping threshold before calibration: 3 × the median over detections and other cameras
+    of each detection's cheapest match (most are the same person), at least ``floor`` px."""
+    best = []
+    for a in range(C):
+        for b in range(C):
+            if a != b:
+                m = D[:, a * P:(a + 1) * P, b * P:(b + 1) * P].min(-1)
+                best.append(m[np.isfinite(m)])
+    best = np.concatenate(best) if best else np.zeros(0)
+    return max(floor, 3.0 * float(np.median(best))) if best.size else floor
+
+
 def _check_num_people(num_people):
     if num_people is None or (isinstance(num_people, str) and num_people == "auto"):
         return None
@@ -117,8 +130,8 @@ def associate_people(x, confidence=None, K=None, *, image_size=None, num_people=
             ``(3,3)``, or None with ``image_size`` = ``(width, height)``).
         num_people: ``N``, or None / ``"auto"``: the number of persistent 3D tracks.
         seed: RANSAC seed. threshold: grouping threshold (median Sampson distance, px; default
-            12 px before calibration, ``max(6, 1.5 ·`` the calibration's outlier threshold``)``
-            after). max_px: the 2D tracker's gate (:func:`track_people`).
+            3 × the median cheapest match, at least 12 px, before calibration;
+            ``max(6, 1.5 ·`` the calibration's outlier threshold``)`` after). max_px: the 2D tracker's gate (:func:`track_people`).
         min_track_frames: frames a 3D track needs to be a person (default ``max(5, min(25,
             2 % of T))``). rig_options: passed to :func:`geometry.reconstruct_rig`.
     Returns:
@@ -151,8 +164,10 @@ def associate_people(x, confidence=None, K=None, *, image_size=None, num_people=
     F, Fok, support = bootstrap_fundamentals(x, tracks, seed=seed)
     summary["bootstrap_pairs"] = int(Fok[np.triu_indices(C, 1)].sum())
     summary["bootstrap_support"] = support[np.triu_indices(C, 1)].tolist()
-    thr0 = 12.0 if threshold is None else float(threshold)
-    gid, gframe, gviews = cluster_frames(pair_costs(x, F, Fok), det, thr0)
+    D0 = pair_costs(x, F, Fok)
+    thr0 = _adaptive_threshold(D0, C, P) if threshold is None else float(threshold)
+    summary["bootstrap_threshold_px"] = thr0
+    gid, gframe, gviews = cluster_frames(D0, det, thr0)
     multi = np.flatnonzero(gviews >= 2)
     if multi.size > 1500:
         multi = np.sort(np.random.default_rng(seed).choice(multi, 1500, replace=False))

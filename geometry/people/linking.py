@@ -122,7 +122,7 @@ def merge_tracks(track, Xg, group_frame, *, gate: float, num_people: int | None,
     ``num_people`` long tracks remain, the two that never share a frame and have the most similar
     body proportions (:func:`body_signature`) are joined. Tracks with fewer than ``min_length``
     frames are no one; of the rest the longest ``num_people`` are kept. People are numbered by
-    their first frame."""
+    their first frame (then the longer first)."""
     n = int(track.max()) + 1 if track.size and track.max() >= 0 else 0
     gs = [np.flatnonzero(track == k) for k in range(n)]
     first = np.array([group_frame[g].min() for g in gs], np.int64)
@@ -170,7 +170,7 @@ def merge_tracks(track, Xg, group_frame, *, gate: float, num_people: int | None,
     keep = [r for r in frames if frames[r].size >= min_length]
     if num_people is not None and len(keep) > num_people:
         keep = sorted(keep, key=lambda r: -frames[r].size)[:num_people]
-    keep = sorted(keep, key=lambda r: frames[r].min())
+    keep = sorted(keep, key=lambda r: (frames[r].min(), -frames[r].size, r))
     pid = np.full(n, -1, np.int64)
     for i, r in enumerate(keep):
         pid[root == r] = i

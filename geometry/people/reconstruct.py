@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..camera import projection_matrix
 from ..rig import reconstruct_rig
+from ..triangulation import triangulate_multiview
 from .associate import PeopleAssociation, associate_people, calibration_views
-from .tracking import check_people_inputs
+from .tracking import check_people_inputs, nanmedian_last
+from .views import moving_frames
 
 __all__ = ["PeopleReconstruction", "reconstruct_people"]
 
@@ -53,9 +56,49 @@ class PeopleReconstruction:
     summary: dict = field(default_factory=dict)
 
 
+def _informative_frames(xs, N, T, min_px, still: float = 0.03):
+    """Person-frames (indices into ``N·T``) for calibration: each person's frames where its
+    detections moved more than ``min_px`` since the last kept one; a person standing still
+    (median displacement from their median pose under ``still`` × their image size in every
+    camera) gives the one frame nearest that pose — not ``T`` copies of the same
+    correspondences."""
+    C, _, J, _ = xs.shape
+    out = []
+    for n in range(N):
+        fr = np.flatnonzero(np.isfinite(xs[:, n * T:(n + 1) * T]).all(-1).any(axis=(0, 2)))
+        if fr.size == 0:
+            continue
+        if min_px <= 0:
+            out.append(n * T + fr)
+            continue
+        v = xs[:, n * T + fr]                                         # (C, F, J, 2)
+        with np.errstate(all="ignore"):
+            med = np.nanmedian(v, axis=1, keepdims=True)
+        disp = nanmedian_last(np.linalg.norm(v - med, axis=-1), 1)    # (C, F)
+        disp = np.where(np.isfinite(disp), disp, np.nan)
+        with np.errstate(all="ignore"):
+            size = np.linalg.norm(np.nanmax(med, axis=2) - np.nanmin(med, axis=2), axis=-1)
+            moved = np.nanmedian(disp, axis=1) / size[:, 0]           # (C,)
+        if np.all(~(moved >= still)):
+            score = np.where(np.isfinite(disp), disp, 1e9).sum(0)
+            out.append(np.array([n * T + fr[int(np.argmin(score))]]))
+            continue
+        poses = v.transpose(1, 0, 2, 3).reshape(fr.size, C * J, 2)
+        out.append(n * T + fr[moving_frames(poses, min_px)])
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def _project(rec, X):
+    """Pixels ``(C, M, 2)`` of world points ``X (M, 3)`` in the cameras of ``rec``."""
+    Xc = np.einsum("cij,mj->cmi", rec.R, X) + rec.t[:, None]
+    uv = np.einsum("cij,cmj->cmi", rec.K, Xc)
+    with np.errstate(all="ignore"):
+        return uv[..., :2] / uv[..., 2:3]
+
+
 def reconstruct_people(x, confidence=None, K=None, *, image_size=None, num_people=None,
                        seed: int = 0, threshold: float | None = None, max_px: float | None = None,
-                       min_track_frames: int | None = None,
+                       min_track_frames: int | None = None, min_motion_px: float = 2.0,
                        **rig_options) -> PeopleReconstruction:
     """Cameras and each person's 3D joints from several people's detections, no calibration.
 
@@ -65,6 +108,10 @@ def reconstruct_people(x, confidence=None, K=None, *, image_size=None, num_peopl
         K, image_size: intrinsics as in :func:`geometry.reconstruct_rig`.
         num_people: ``N`` or None / ``"auto"``. seed: RANSAC seed.
         threshold, max_px, min_track_frames: as in :func:`associate_people`.
+        min_motion_px: calibration uses a person's frames only where they moved more than this
+            (median joint displacement over all cameras, px) since the previous frame used, and
+            a person who stands still (median displacement from their median pose < 3 % of their
+            image size in every camera) gives one frame; every frame is triangulated. 0 = all frames.
         rig_options: passed to :func:`geometry.reconstruct_rig` (``refine_focal``,
             ``subject_height``/``height_joints``, ``up_joints``, …; metric scale and the up
             direction are taken from all people together).
@@ -89,14 +136,27 @@ def reconstruct_people(x, confidence=None, K=None, *, image_size=None, num_peopl
             track_length=np.zeros(0, np.int64), person_reprojection_px=np.zeros(0),
             metric=False, association=assoc, valid=False, messages=tuple(msgs),
             summary=dict(assoc.summary))
-    xs, ws = calibration_views(x, w, assoc.identity, N)
-    rec = reconstruct_rig(xs, K, confidence=ws, image_size=image_size, seed=seed, **rig_options)
-    pv = rec.point_valid.reshape(N, T, J).transpose(1, 0, 2)
-    X = np.where(pv[..., None], rec.X.reshape(N, T, J, 3).transpose(1, 0, 2, 3), np.nan)
-    res = np.where(rec.inliers, rec.residuals, np.nan)                # (C, N·T, J)
-    with np.errstate(all="ignore"):
-        rms = np.sqrt(np.nanmean(res ** 2, axis=0))
-    rms = np.where(pv, rms.reshape(N, T, J).transpose(1, 0, 2), np.nan)
+    xs, ws = calibration_views(x, w, assoc.identity, N)                # (C, N·T, J, 2)
+    # one slot (the single-person path): every frame, exactly as reconstruct_rig on x[:, :, 0]
+    sel = _informative_frames(xs, N, T, 0.0 if P == 1 else float(min_motion_px))
+    rec = reconstruct_rig(xs[:, sel], K, confidence=None if ws is None else ws[:, sel],
+                          image_size=image_size, seed=seed, **rig_options)
+    # every person-frame triangulated with the final cameras as reconstruct_rig does its own
+    obs = np.isfinite(xs).all(-1) & rec.camera_valid[:, None, None]
+    if ws is not None:
+        obs &= ws > float(rig_options.get("min_confidence", 0.0))
+    thr = float(rec.summary.get("outlier_threshold_px", 4.0 * 2.0))
+    tri = triangulate_multiview(projection_matrix(rec.K, rec.R, rec.t),
+                                xs.reshape(C, N * T * J, 2), mask=obs.reshape(C, -1),
+                                weights=None if ws is None else ws.reshape(C, -1),
+                                method="dlt", threshold=thr)
+    ok = (tri.valid & (tri.num_views >= 2)).reshape(N, T, J) & bool(rec.valid)
+    pv = ok.transpose(1, 0, 2)
+    X = np.where(pv[..., None], tri.X.reshape(N, T, J, 3).transpose(1, 0, 2, 3), np.nan)
+    rms = np.where(pv, tri.reproj_error.reshape(N, T, J).transpose(1, 0, 2), np.nan)
+    used = tri.used.reshape(C, N * T * J)
+    res = np.where(used, np.linalg.norm(_project(rec, tri.X)[..., :2] - np.nan_to_num(
+        xs.reshape(C, -1, 2)), axis=-1), np.nan)
     length = pv.any(-1).sum(0).astype(np.int64)                        # (N,)
     per_person = np.array([float(np.nanmedian(rms[:, n])) if pv[:, n].any() else np.nan
                            for n in range(N)])
@@ -112,6 +172,7 @@ def reconstruct_people(x, confidence=None, K=None, *, image_size=None, num_peopl
     summary["frames_with_3d"] = int(pv.any(axis=(1, 2)).sum())
     summary["frames_zero_people_3d"] = int(T - summary["frames_with_3d"])
     summary["person_frames_one_camera"] = int((nviews == 1).sum())
+    summary["calibration_frames"] = int(sel.size)
     for c in range(C):
         r = res[c][np.isfinite(res[c])]
         summary["per_camera"][c].update(

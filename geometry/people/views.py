@@ -17,7 +17,7 @@ from ..camera import fundamental_from_pose
 from ..epipolar import estimate_fundamental
 from .tracking import nanmedian_last
 
-__all__ = ["sampson_px", "pair_costs", "cluster_frames", "bootstrap_fundamentals",
+__all__ = ["moving_frames", "sampson_px", "pair_costs", "cluster_frames", "bootstrap_fundamentals",
            "fundamentals_from_cameras"]
 
 
@@ -115,12 +115,25 @@ def fundamentals_from_cameras(K, R, t, camera_valid):
     return F, ok
 
 
+def moving_frames(poses, min_px: float) -> np.ndarray:
+    """Indices of the frames of ``poses (n, J, 2)`` (one person, in frame order) that moved more
+    than ``min_px`` (median joint displacement) since the previous kept frame; the first is kept."""
+    keep = []
+    ref = None
+    for i in range(len(poses)):
+        if ref is None or nanmedian_last(np.linalg.norm(poses[i] - ref, axis=-1), 3) > min_px:
+            keep.append(i)
+            ref = poses[i]
+    return np.asarray(keep, np.int64)
+
+
 def bootstrap_fundamentals(x, tracks, *, min_overlap: int = 10, max_frames: int = 25,
-                           threshold: float = 4.0, seed: int = 0):
+                           threshold: float = 4.0, min_motion_px: float = 3.0, seed: int = 0):
     """``F (C, C, 3, 3)``, ``valid (C, C)`` and per-pair inlier counts from whole tracks.
 
     For every camera pair, every pair of tracks that overlap in ``>= min_overlap`` frames gives
-    correspondences (their joints in up to ``max_frames`` shared frames, evenly spread); one
+    correspondences (their joints in up to ``max_frames`` shared frames, evenly spread, among
+    those where the pair moved more than ``min_motion_px``: a still person fits many F); one
     batched F-RANSAC over all track pairs; the best-supported track pair's ``F`` selects the track
     pairs consistent with it (median Sampson distance under ``2 · threshold`` in most shared
     frames), whose pooled correspondences give the final ``F`` by RANSAC."""
@@ -139,9 +152,13 @@ def bootstrap_fundamentals(x, tracks, *, min_overlap: int = 10, max_frames: int 
                 fr = np.intersect1d(frames_of[(a, i)], frames_of[(b, j)])
                 if fr.size < min_overlap:
                     continue
-                fr = fr[np.linspace(0, fr.size - 1, min(fr.size, max_frames)).astype(int)]
                 pa = np.stack([x[a, f][tracks[a, f] == i][0] for f in fr])
                 pb = np.stack([x[b, f][tracks[b, f] == j][0] for f in fr])
+                keep = moving_frames(np.concatenate([pa, pb], 1), min_motion_px)
+                if keep.size < min_overlap:
+                    continue              # a (nearly) still person: degenerate for F
+                keep = keep[np.linspace(0, keep.size - 1, min(keep.size, max_frames)).astype(int)]
+                fr, pa, pb = fr[keep], pa[keep], pb[keep]
                 probs.append((pa.reshape(-1, 2), pb.reshape(-1, 2), fr))
                 keys.append((a, b, i, j))
     F = np.zeros((C, C, 3, 3))
