@@ -65,7 +65,7 @@ def consensus_triangulation(x, K, R, t, use, threshold: float, weights=None):
         best_inl[:, better] = inl[:, better]
     valid = best_n >= 2
     X = np.zeros((N, 3))
-    inl = best_inl
+    inl = grown = best_inl
     for _ in range(2):          # DLT on the consensus set, then on the views it reprojects into
         if not valid.any():
             break
@@ -78,6 +78,9 @@ def consensus_triangulation(x, K, R, t, use, threshold: float, weights=None):
         grown = use & (err < threshold) & (z > 0) & valid[None]
         keep = grown.sum(0) >= 2                # never shrink below the consensus pair
         inl = np.where(keep[None], grown, inl)
+    inl = grown                                 # the views the final point reprojects into
+    valid &= inl.sum(0) >= 2
+    X[~valid] = 0.0
     return X, inl & valid[None], valid
 
 

@@ -96,6 +96,7 @@ def _check(x, K, R, t, X0, confidence, mask, segments):
 
 def _robust_sigma(res):
     """Per-axis noise σ (px) from 2D residual norms (Rayleigh: median = 1.1774 σ)."""
+    res = res[np.isfinite(res)]
     return float(np.median(res)) / 1.1774 if res.size else 0.0
 
 
@@ -213,7 +214,7 @@ def refine_skeleton(x, K, R, t, X0=None, *, bones, confidence=None, mask=None, s
         anchored = inl.sum(0) >= 2
         active = anchored | (gap_fill(anchored, seg, max_gap) if smooth else False)
         Xs = _start_points(X, anchored, active, seg)
-        pb = _problem(xw, K, R, t, inl & active[None], sig_cj, X, active, bones, L, seg,
+        pb = _problem(xw, K, R, t, inl & active[None], sig_cj, active, bones, L, seg,
                       bone_weight / bone_sigma, smooth_weight / accel_sigma,
                       velocity_weight / velocity_sigma, loss_scale)
         Xf, it, _ = solve(pb, Xs.reshape(-1, 3), max_iter=max_iter)
@@ -281,14 +282,12 @@ def _start_points(X, anchored, active, seg):
     return Xs
 
 
-def _problem(xw, K, R, t, inl, sig_cj, X, active, bones, L, seg, wb, wa, wv, loss_scale):
+def _problem(xw, K, R, t, inl, sig_cj, active, bones, L, seg, wb, wa, wv, loss_scale):
     C, T, J = inl.shape
     c, tt, j = np.nonzero(inl)
-    pt = tt * J + j
-    ba, bb, bl, bw = bone_terms(active, bones, L, seg, wb)
-    acc, acc_w, vel, vel_w = time_terms(active, seg, wa, wv)
-    return Problem(num_points=T * J, J=J, KR=np.einsum("cab,cbd->cad", K, R),
-                   Kt=np.einsum("cab,cb->ca", K, t), obs_cam=c, obs_pt=pt,
-                   obs_xy=xw[c, tt, j], obs_inv_sigma=1.0 / sig_cj[c, j], bone_a=ba, bone_b=bb,
-                   bone_len=bl, bone_w=bw, acc=acc, acc_w=acc_w, vel=vel, vel_w=vel_w,
-                   reproj_scale=loss_scale, prior_scale=loss_scale)
+    bl, bw = bone_terms(active, bones, L, seg, wb)
+    acc_w, vel_w = time_terms(active, seg, wa, wv)
+    return Problem(T=T, J=J, KR=np.einsum("cab,cbd->cad", K, R),
+                   Kt=np.einsum("cab,cb->ca", K, t), obs_cam=c, obs_pt=tt * J + j,
+                   obs_xy=xw[c, tt, j], obs_inv_sigma=1.0 / sig_cj[c, j], bones=bones,
+                   bone_len=bl, bone_w=bw, acc_w=acc_w, vel_w=vel_w, loss_scale=loss_scale)

@@ -58,36 +58,29 @@ def gap_fill(anchored, seg, max_gap: int) -> np.ndarray:
 
 
 def bone_terms(active, bones, L, seg, weight):
-    """Bone residual indices: point indices ``a, b``, target lengths and 1/σ, for every frame
-    where both joints are active and the bone's length is known."""
-    T, J = active.shape
-    e = np.zeros(0, dtype=np.int64)
+    """Bone targets ``(T, B)`` and 1/σ ``(T, B)`` (0 where a joint is inactive, the length
+    unknown or the prior off)."""
+    T = active.shape[0]
     if weight <= 0 or not len(bones):
-        return e, e, np.zeros(0), np.zeros(0)
+        return np.zeros((T, len(bones))), np.zeros((T, len(bones)))
     labels = np.unique(seg)
-    gi = np.searchsorted(labels, seg)                                       # (T,)
-    Lt = L[gi]                                                              # (T, B)
+    Lt = L[np.searchsorted(labels, seg)]                                    # (T, B)
     use = active[:, bones[:, 0]] & active[:, bones[:, 1]] & np.isfinite(Lt)
-    tt, b = np.nonzero(use)
-    return (tt * J + bones[b, 0], tt * J + bones[b, 1], Lt[tt, b],
-            np.full(len(tt), float(weight)))
+    return np.where(use, Lt, 0.0), np.where(use, float(weight), 0.0)
 
 
 def time_terms(active, seg, w_acc, w_vel):
-    """Acceleration triples ``(k, 3)`` and velocity pairs ``(q, 2)`` of point indices (frames
-    t−1, t, t+1 of one joint, all active and in one segment) with their 1/σ."""
+    """1/σ of the acceleration ``(T−2, J)`` at frames (t, t+1, t+2) and of the velocity
+    ``(T−1, J)`` at (t, t+1): non-zero where all the frames' joints are active and in one
+    segment."""
     T, J = active.shape
-    acc = np.zeros((0, 3), dtype=np.int64)
-    vel = np.zeros((0, 2), dtype=np.int64)
+    acc = np.zeros((max(T - 2, 0), J))
+    vel = np.zeros((max(T - 1, 0), J))
     if w_acc > 0 and T >= 3:
         ok = (active[:-2] & active[1:-1] & active[2:]
               & (seg[:-2] == seg[1:-1])[:, None] & (seg[1:-1] == seg[2:])[:, None])
-        t0, jj = np.nonzero(ok)
-        p = t0 * J + jj
-        acc = np.stack([p, p + J, p + 2 * J], -1)
+        acc = np.where(ok, float(w_acc), 0.0)
     if w_vel > 0 and T >= 2:
         ok = active[:-1] & active[1:] & (seg[:-1] == seg[1:])[:, None]
-        t0, jj = np.nonzero(ok)
-        p = t0 * J + jj
-        vel = np.stack([p, p + J], -1)
-    return (acc, np.full(len(acc), float(w_acc)), vel, np.full(len(vel), float(w_vel)))
+        vel = np.where(ok, float(w_vel), 0.0)
+    return acc, vel
