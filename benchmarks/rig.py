@@ -20,6 +20,36 @@ from benchmarks._report import write_report
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
+#: joint groups for the per-group reprojection errors (OpenPose BODY_25/25B names)
+JOINT_GROUPS = {
+    "head": ("Nose", "LEye", "REye", "LEar", "REar", "UpperNeck", "HeadTop", "Neck"),
+    "arms": ("LShoulder", "RShoulder", "LElbow", "RElbow", "LWrist", "RWrist"),
+    "hips": ("LHip", "RHip", "MidHip"),
+    "legs": ("LKnee", "RKnee", "LAnkle", "RAnkle", "LBigToe", "LSmallToe", "LHeel", "RBigToe",
+             "RSmallToe", "RHeel"),
+}
+GROUP_COLUMNS = [f"reproj_{g}_px" for g in JOINT_GROUPS]
+
+
+def group_reprojection(K, R, t, X, x, use, names) -> dict:
+    """Median reprojection error (px) per joint group (:data:`JOINT_GROUPS`; ``reproj_head_px``:
+    head and neck, ``reproj_arms_px``: shoulders, elbows, wrists, ``reproj_hips_px``,
+    ``reproj_legs_px``: knees, ankles, feet) of ``X (T, J, 3)`` against the raw detections
+    ``x (C, T, J, 2)`` on the observations ``use (C, T, J)``."""
+    import geometry as geo
+    C, T, J = x.shape[:3]
+    proj = np.stack([geo.project_points(X.reshape(-1, 3), K[c], R[c], t[c]).reshape(T, J, 2)
+                     for c in range(C)])
+    e = np.linalg.norm(proj - x, axis=-1)
+    use = use & np.isfinite(e)
+    names = [str(n) for n in names]
+    out = {}
+    for g, members in JOINT_GROUPS.items():
+        idx = [i for i, n in enumerate(names) if n in members]
+        v = e[:, :, idx][use[:, :, idx]]
+        out[f"reproj_{g}_px"] = float(np.median(v)) if v.size else float("nan")
+    return out
+
 
 def _pair_errors(R_est, R_true, cams=None):
     cams = range(len(R_true)) if cams is None else cams
@@ -107,6 +137,9 @@ def _synthetic(args, rows, notes):
     sc = geo.make_multiview_scene(T, 17, noise=2.0, outlier_ratio=0.1, seed=args.seed)
     case = f"ring 4 cams, {T} frames, 2 px, 10 % outliers"
     geo.reconstruct_rig(sc.x[:, :20], sc.rig.K)              # compile
+    rec0 = geo.reconstruct_rig(sc.x, sc.rig.K, seed=args.seed, joint_bias=False)
+    rows.append(_epigeo_row(case, rec0, sc.rig.R, sc.X,
+                            method="epigeo reconstruct_rig (joint_bias=False)"))
     rec = geo.reconstruct_rig(sc.x, sc.rig.K, seed=args.seed)
     rows.append(_epigeo_row(case, rec, sc.rig.R, sc.X))
     t0 = time.perf_counter()
@@ -116,6 +149,9 @@ def _synthetic(args, rows, notes):
                  "seconds": time.perf_counter() - t0})
     rows.append(_opencv_rows(case, sc.x, sc.rig.K, sc.rig.R, sc.X))
     notes["ring: N-MPJPE epigeo / oracle"] = f"{rows[-3]['n_mpjpe_mm'] / rows[-2]['n_mpjpe_mm']:.4f}"
+    notes["joint_bias"] = ("reconstruct_rig estimates a per-(camera, joint) 2D bias by default "
+                           "(geometry.rig.bias); the (joint_bias=False) rows are the same call "
+                           "without it, in the same run")
 
     # unknown focal length (shared), 250 frames
     rig = geo.make_ring_rig(focal=1400.0)
@@ -185,21 +221,32 @@ def _pose2sim(args, rows, notes):
     d = np.load(path)
     K, R_true = d["K"], d["R"]
     x, conf = pose2sim_views(d, "balancing_kp2d")
+    names = d["joint_names"]
     case = "Pose2Sim balancing (real OpenPose), K known, 100 frames"
-    rec = geo.reconstruct_rig(x, K, confidence=conf, min_confidence=0.2, seed=args.seed)
-    row = _epigeo_row(case, rec, R_true)
-    # 3D against triangulation with the Qualisys calibration (a reference, not ground truth)
     P = geo.projection_matrix(K, R_true, d["t"])
     C, T, J = x.shape[:3]
     m = conf > 0.2
-    ref = geo.triangulate_multiview(P, x.reshape(C, -1, 2), mask=m.reshape(C, -1),
-                                    threshold=rec.summary["outlier_threshold_px"])
-    Xr, vr = ref.X.reshape(T, J, 3), ref.valid.reshape(T, J)
-    row["n_mpjpe_mm"] = _nmpjpe(rec.X, Xr, rec.point_valid & vr)
+    for jb in (False, True):
+        rec = geo.reconstruct_rig(x, K, confidence=conf, min_confidence=0.2, seed=args.seed,
+                                  joint_bias=jb)
+        row = _epigeo_row(case, rec, R_true, method="epigeo reconstruct_rig" +
+                          ("" if jb else " (joint_bias=False)"))
+        # 3D against triangulation with the Qualisys calibration (a reference, not truth)
+        ref = geo.triangulate_multiview(P, x.reshape(C, -1, 2), mask=m.reshape(C, -1),
+                                        threshold=rec.summary["outlier_threshold_px"])
+        Xr, vr = ref.X.reshape(T, J, 3), ref.valid.reshape(T, J)
+        row["n_mpjpe_mm"] = _nmpjpe(rec.X, Xr, rec.point_valid & vr)
+        row.update(group_reprojection(rec.K, rec.R, rec.t, rec.X, x, rec.inliers, names))
+        rows.append(row)
+    notes["Pose2Sim joint bias"] = (
+        f"median |bias| {rec.summary.get('joint_bias_median_px', 0.0):.1f} px per (camera, "
+        "joint); reproj_<group>_px are against the raw detections (the bias included)")
+    row = {"case": case, "method": "oracle: Qualisys cameras, same triangulation",
+           "median_rot_deg": 0.0, "max_rot_deg": 0.0,
+           "reproj_px": float(np.median(ref.reproj_error[ref.valid]))}
+    row.update(group_reprojection(K, R_true, d["t"], ref.X.reshape(T, J, 3), x,
+                                  ref.used.reshape(C, T, J) & vr[None], names))
     rows.append(row)
-    rows.append({"case": case, "method": "oracle: Qualisys cameras, same triangulation",
-                 "median_rot_deg": 0.0, "max_rot_deg": 0.0,
-                 "reproj_px": float(np.median(ref.reproj_error[ref.valid]))})
     rows.append(_opencv_rows(case, x, K, R_true, conf=conf, min_conf=0.2))
     notes["Pose2Sim n_mpjpe_mm"] = "against triangulation with the Qualisys calibration"
     notes["n_mpjpe_mm"] = ("mean over joints, root-relative, per-frame optimal scale; on the "
@@ -218,5 +265,5 @@ def run(args) -> str:
     return write_report(
         "rig", rows, args.out, title="Static-rig reconstruction",
         columns=["case", "method", "median_rot_deg", "max_rot_deg", "n_mpjpe_mm", "reproj_px",
-                 "focal_err_%", "offset_err_frames", "seconds"],
+                 *GROUP_COLUMNS, "focal_err_%", "offset_err_frames", "seconds"],
         notes=notes, plot=None)

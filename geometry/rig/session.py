@@ -64,6 +64,7 @@ class SessionCalibration:
     trials: list = field(default_factory=list)
     messages: list = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    joint_bias: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ def calibrate_session(trials, K=None, *, confidences=None, masks=None, image_siz
                               camera_valid=rec.camera_valid, metric=rec.metric,
                               outlier_threshold_px=float(summary["outlier_threshold_px"]),
                               valid=True, cameras=cams, trials=trial_info, messages=messages,
-                              summary=summary)
+                              summary=summary, joint_bias=rec.joint_bias)
 
 
 def _invalid(C, K, messages, trial_info, t0):
@@ -240,7 +241,9 @@ def triangulate_session(trials, calibration: SessionCalibration, *, confidences=
                         chunk_points: int = 2_000_000) -> list[TrialLabels]:
     """Every frame of every trial triangulated with the session's cameras (robust multi-view
     DLT dropping views that reproject worse than ``threshold`` px, default the calibration's
-    ``outlier_threshold_px``), in batched calls of up to ``chunk_points`` frame-joints.
+    ``outlier_threshold_px``), in batched calls of up to ``chunk_points`` frame-joints. The
+    calibration's ``joint_bias`` (when set) is subtracted from the detections first; residuals
+    are measured against the de-biased detections.
 
     ``trials``, ``confidences``, ``masks`` as in :func:`calibrate_session`. Returns one
     :class:`TrialLabels` per trial, shaped like its input."""
@@ -258,7 +261,14 @@ def triangulate_session(trials, calibration: SessionCalibration, *, confidences=
         thr = 10.0
     reg = calibration.camera_valid
     P = projections(calibration.K, calibration.R, calibration.t)
-    xs = np.concatenate([d[0] for d in data], axis=1).reshape(C, -1, 2)
+    xs = np.concatenate([d[0] for d in data], axis=1)
+    jb = calibration.joint_bias
+    if jb is not None:
+        if np.shape(jb) != (C, J, 2):
+            raise ValueError(f"calibration: joint_bias has shape {np.shape(jb)}, the trials "
+                             f"need ({C}, {J}, 2)")
+        xs = xs - np.asarray(jb, dtype=np.float64)[:, None]
+    xs = xs.reshape(C, -1, 2)
     ws = np.concatenate([d[1] for d in data], axis=1).reshape(C, -1)
     use = (ws > min_confidence) & reg[:, None]
     N = xs.shape[1]

@@ -1,0 +1,73 @@
+"""Per-(camera, joint) 2D detector bias, estimated from bundle-adjustment residuals.
+
+Real 2D detectors place a joint differently in different views (OpenPose's hips and shoulders
+disagree between views by ~12 px with the true calibration of the Pose2Sim rig): a bias that is
+constant over a trial for one joint in one camera. Left in the data, it is spread over the
+cameras by the bundle adjustment. :func:`estimate_joint_bias` measures it as the robust (median)
+residual of each (camera, joint) over the frames, shrunk towards 0 (a prior worth
+``prior_count`` observations), and removes from each camera's bias field the part that a change
+of that camera could produce: a common image shift (pan/tilt), a rotation about the image
+centroid of the joints (roll) and a scaling about it (focal/depth). That gauge keeps the biases
+from absorbing camera motion; only the joint-to-joint pattern is left, which no camera motion
+explains. :func:`reconstruct_rig` alternates it with bundle adjustment (``joint_bias=True``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["estimate_joint_bias", "remove_camera_field"]
+
+
+def remove_camera_field(bias, anchors, known):
+    """Project out of each camera's bias field what a small camera motion could produce.
+
+    ``bias (C, J, 2)`` px, ``anchors (C, J, 2)`` the joints' typical pixel positions, ``known
+    (C, J)`` bool (joints with an estimate). Per camera, least squares fit of
+    ``a + s·p + ω·p⊥`` (``p``: anchor minus the anchors' mean; 4 parameters: shift, scale,
+    roll) to the known joints and subtraction of the fit. Cameras with fewer than 3 known
+    joints get zero bias. Returns a new ``(C, J, 2)`` array (0 where not known)."""
+    out = np.zeros_like(bias)
+    for c in range(bias.shape[0]):
+        k = known[c]
+        if k.sum() < 3:
+            continue
+        p = anchors[c, k] - anchors[c, k].mean(0)
+        A = np.zeros((int(k.sum()), 2, 4))
+        A[:, 0, 0] = A[:, 1, 1] = 1.0
+        A[:, 0, 2], A[:, 1, 2] = p[:, 0], p[:, 1]
+        A[:, 0, 3], A[:, 1, 3] = -p[:, 1], p[:, 0]
+        A = A.reshape(-1, 4)
+        y = bias[c, k].reshape(-1)
+        coef = np.linalg.lstsq(A, y, rcond=None)[0]
+        out[c, k] = (y - A @ coef).reshape(-1, 2)
+    return out
+
+
+def estimate_joint_bias(residual, joint, use, observed, J, *, prior_count: float = 5.0,
+                        min_count: int = 5):
+    """Robust per-(camera, joint) bias of 2D detections.
+
+    Args:
+        residual: ``(C, N, 2)`` observed minus projected pixels of ``N`` frame-joints.
+        joint: ``(N,)`` joint index of each frame-joint (``0 … J-1``).
+        use: ``(C, N)`` bool, inlier observations to measure from.
+        observed: ``(C, N, 2)`` observed pixels (their per-joint median is the anchor of the
+            gauge, :func:`remove_camera_field`).
+        J: number of joints. prior_count: shrinkage towards 0 (``n / (n + prior_count)``).
+        min_count: fewer inliers than this → no estimate (0).
+    Returns:
+        ``(C, J, 2)`` px bias (observed = true projection + bias), camera-motion field removed.
+    """
+    C = residual.shape[0]
+    bias, anchors = np.zeros((C, J, 2)), np.zeros((C, J, 2))
+    known = np.zeros((C, J), bool)
+    for c in range(C):
+        for j in range(J):
+            sel = use[c] & (joint == j)
+            n = int(sel.sum())
+            if n < min_count:
+                continue
+            known[c, j] = True
+            bias[c, j] = np.median(residual[c, sel], axis=0) * (n / (n + prior_count))
+            anchors[c, j] = np.median(observed[c, sel], axis=0)
+    return remove_camera_field(bias, anchors, known)
