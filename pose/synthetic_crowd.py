@@ -18,6 +18,7 @@ Units: metres, z up; pixels in OpenCV's convention (no lens distortion). Determi
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,12 +109,13 @@ def _occlude(x_clean, depth, visible, shrink=0.15):
 
     ``x_clean (C,T,N,J,2)``, ``depth (C,T,N,J)``, ``visible (C,T,N,J)`` bool."""
     C, T, N = x_clean.shape[:3]
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)             # people out of view
         lo = np.nanmin(np.where(visible[..., None], x_clean, np.nan), axis=3)   # (C,T,N,2)
         hi = np.nanmax(np.where(visible[..., None], x_clean, np.nan), axis=3)
+        d = np.nanmedian(np.where(visible, depth, np.nan), axis=3)                # (C,T,N)
     pad = shrink * (hi - lo)
     lo, hi = lo + pad, hi - pad
-    d = np.nanmedian(np.where(visible, depth, np.nan), axis=3)                    # (C,T,N)
     hidden = np.zeros_like(visible)
     for q in range(N):
         for p in range(N):

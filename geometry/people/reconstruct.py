@@ -8,6 +8,7 @@ final robust triangulation gives each person's joints in every frame. With one d
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,11 +73,13 @@ def _informative_frames(xs, N, T, min_px, still: float = 0.03):
             out.append(n * T + fr)
             continue
         v = xs[:, n * T + fr]                                         # (C, F, J, 2)
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)     # all-NaN joints
             med = np.nanmedian(v, axis=1, keepdims=True)
         disp = nanmedian_last(np.linalg.norm(v - med, axis=-1), 1)    # (C, F)
         disp = np.where(np.isfinite(disp), disp, np.nan)
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
             size = np.linalg.norm(np.nanmax(med, axis=2) - np.nanmin(med, axis=2), axis=-1)
             moved = np.nanmedian(disp, axis=1) / size[:, 0]           # (C,)
         if np.all(~(moved >= still)):
