@@ -1,4 +1,4 @@
-"""``python -m benchmarks all|two_view|triangulation|rig|labels|synthetic|session|detect|torch_ransac|scale|people [--quick] [--device cpu|cuda]``.
+"""``python -m benchmarks all|two_view|triangulation|rig|labels|synthetic|session|detect|torch_ransac|scale|people|accuracy [--quick] [--device cpu|cuda]``.
 
 Each benchmark is a module ``benchmarks/<name>.py`` with ``run(args) -> str`` (the markdown it
 printed); results go to ``--out`` (default ``results/benchmarks``) as markdown, JSON and PNG.
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 BENCHMARKS = ["two_view", "triangulation", "rig", "labels", "synthetic", "session", "detect",
-              "torch_ransac", "scale", "people"]
+              "torch_ransac", "scale", "people", "accuracy"]
 
 
 def main(argv=None) -> int:

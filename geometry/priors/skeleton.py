@@ -102,8 +102,8 @@ def _robust_sigma(res):
 
 def refine_skeleton(x, K, R, t, X0=None, *, bones, confidence=None, mask=None, swap_pairs=None,
                     segments=None, bone_weight: float = 1.0, smooth_weight: float = 1.0,
-                    velocity_weight: float = 0.0, bone_sigma: float = 0.01,
-                    accel_sigma: float = 0.01, velocity_sigma: float = 0.05,
+                    velocity_weight: float = 0.0, bone_sigma: float = 0.04,
+                    accel_sigma: float = 0.04, velocity_sigma: float = 0.2,
                     reject: bool = True, per_joint_noise: bool = True,
                     threshold: float | None = None, min_threshold: float = 3.0,
                     reject_sigmas: float = 4.0, loss_scale: float = 2.0, max_gap: int = 5,
@@ -125,8 +125,12 @@ def refine_skeleton(x, K, R, t, X0=None, *, bones, confidence=None, mask=None, s
             label change and bone lengths are estimated per label (per person / clip).
         bone_weight, smooth_weight, velocity_weight: multipliers of the bone-length,
             acceleration and velocity terms (0 switches a prior off).
-        bone_sigma (m), accel_sigma (m/frame²), velocity_sigma (m/frame): standard deviations
-            of the priors (a bone's length over the trial, the frame-to-frame change).
+        bone_sigma, accel_sigma (per frame²), velocity_sigma (per frame): standard deviations
+            of the priors (a bone's length over the trial, the frame-to-frame change) as
+            fractions of the subject's mean bone length — so any world unit works (metres, or
+            :func:`geometry.reconstruct_rig`'s unit baseline). For an adult (mean bone ≈ 0.25 m)
+            the defaults are 1 cm, 1 cm/frame² and 5 cm/frame; without bones the unit is
+            taken as metres.
         reject: joint-wise view rejection against the fit (False: keep the first inlier sets).
         per_joint_noise: weigh each observation by its (camera, joint) noise (False: one σ per
             camera).
@@ -199,6 +203,7 @@ def refine_skeleton(x, K, R, t, X0=None, *, bones, confidence=None, mask=None, s
     # 3. bone lengths from the reliable frames
     reliable = ok & (inl.sum(0) >= min(3, C))
     L = estimate_bone_lengths(X, reliable, bones, seg)
+    size = float(np.nanmean(L)) if np.isfinite(L).any() else 0.25    # mean bone, world units
     thr_cj = np.full((C, J), thr)
     rounds = iters = 0
     noise = observation_noise(xw, np.where(ok[..., None], X, np.nan), K, R, t, inl,
@@ -215,8 +220,8 @@ def refine_skeleton(x, K, R, t, X0=None, *, bones, confidence=None, mask=None, s
         active = anchored | (gap_fill(anchored, seg, max_gap) if smooth else False)
         Xs = _start_points(X, anchored, active, seg)
         pb = _problem(xw, K, R, t, inl & active[None], sig_cj, active, bones, L, seg,
-                      bone_weight / bone_sigma, smooth_weight / accel_sigma,
-                      velocity_weight / velocity_sigma, loss_scale)
+                      bone_weight / (bone_sigma * size), smooth_weight / (accel_sigma * size),
+                      velocity_weight / (velocity_sigma * size), loss_scale)
         Xf, it, _ = solve(pb, Xs.reshape(-1, 3), max_iter=max_iter)
         iters += it
         X = Xf.reshape(T, J, 3)
@@ -249,7 +254,7 @@ def refine_skeleton(x, K, R, t, X0=None, *, bones, confidence=None, mask=None, s
     res = residuals(xw, X)
     res = np.where(valid[None], res, np.nan)
     Xo = np.where(valid[..., None], X, 0.0)
-    summary = {"threshold_px": thr, "rounds": rounds, "iterations": iters,
+    summary = {"threshold_px": thr, "mean_bone": size, "rounds": rounds, "iterations": iters,
                "swaps_repaired": int(swaps.sum()), "inlier_fraction":
                float((inl & valid[None]).sum() / max(1, use0.sum())),
                "valid_fraction": float(valid.mean()),
