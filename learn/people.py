@@ -177,7 +177,7 @@ def _write(stage, args, det, rec, labels, views, skeleton, sizes, calib, metric,
         except ValueError as exc:
             report["warnings"].append(f"people.png skipped ({exc})")
         try:
-            from .html_report import write_people_report
+            from .html_people import write_people_report
             written.append(write_people_report(stage, report, rec.points3d, rec.R, rec.t, rec.K,
                                                sizes, skeleton, metric, camera_names=names,
                                                fps=float(args.fps or 0.0)))
