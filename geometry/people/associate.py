@@ -23,7 +23,7 @@ import numpy as np
 from ..camera import projection_matrix
 from ..rig import reconstruct_rig
 from ..triangulation import triangulate_multiview
-from .linking import join_split_groups, link_groups, merge_tracks, repair_from_tracks
+from .linking import join_by_2d_tracks, join_split_groups, link_groups, merge_tracks, repair_from_tracks
 from .tracking import check_people_inputs, detected_slots, track_people
 from .views import bootstrap_fundamentals, cluster_frames, fundamentals_from_cameras, pair_costs
 
@@ -132,8 +132,8 @@ def associate_people(x, confidence=None, K=None, *, image_size=None, num_people=
         seed: RANSAC seed. threshold: grouping threshold (median Sampson distance, px; default
             3 × the median cheapest match, at least 12 px, before calibration;
             ``max(6, 1.5 ·`` the calibration's outlier threshold``)`` after). max_px: the 2D tracker's gate (:func:`track_people`).
-        min_track_frames: frames a 3D track needs to be a person (default ``max(5, min(25,
-            2 % of T))``). rig_options: passed to :func:`geometry.reconstruct_rig`.
+        min_track_frames: frames a 3D track needs to be a person (default ``max(10, min(25,
+            5 % of T))``). rig_options: passed to :func:`geometry.reconstruct_rig`.
     Returns:
         :class:`PeopleAssociation`; ``summary`` holds ``detections``, ``assigned``,
         ``unassigned``, ``per_camera`` (detections, assigned, registered), ``frames_without_people``
@@ -148,7 +148,8 @@ def associate_people(x, confidence=None, K=None, *, image_size=None, num_people=
     det = detected_slots(x)
     tracks = track_people(x, max_px=max_px)
     msgs = []
-    min_len = max(5, min(25, int(0.02 * T))) if min_track_frames is None else int(min_track_frames)
+    min_len = (max(10, min(25, int(0.05 * T))) if min_track_frames is None
+               else int(min_track_frames))
     summary = {"detections": int(det.sum()),
                "frames_without_people": int((~det.any(axis=(0, 2))).sum())}
     if summary["frames_without_people"]:
@@ -169,6 +170,10 @@ def associate_people(x, confidence=None, K=None, *, image_size=None, num_people=
     summary["bootstrap_threshold_px"] = thr0
     gid, gframe, gviews = cluster_frames(D0, det, thr0)
     multi = np.flatnonzero(gviews >= 2)
+    if multi.size < 2:
+        msgs.append("no detections are consistent across two cameras: nothing to calibrate from")
+        return _result(np.full((C, T, P), -1, np.int64), 0, _no_rig(C, K), tracks, det, msgs,
+                       summary, T, one_view=0, repaired=0)
     if multi.size > 1500:
         multi = np.sort(np.random.default_rng(seed).choice(multi, 1500, replace=False))
     xs, ws = _groups_to_views(x, w, gid, multi)
@@ -236,6 +241,18 @@ def assign_with_cameras(x, w, det, tracks, K, R, t, camera_valid, outlier_px, *,
     n_seen = seen.sum(-1)
     bad_member = (n_seen >= 3) & (used.sum(-1) < 0.5 * n_seen)        # (C, G)
     track3d = link_groups(Xg, gframe[multi], T, gate=gate)
+    # 3D tracks that the per-camera 2D tracks carry from one to the other are one person
+    n3 = int(track3d.max()) + 1 if G else 0
+    pos = np.full(int(gid.max()) + 1 if gid.size and gid.max() >= 0 else 0, -1, np.int64)
+    pos[multi] = np.arange(G)
+    gd = np.where(gid >= 0, pos[np.maximum(gid, 0)], -1)             # (C,T,P) multi index
+    lab3 = np.where(gd >= 0, track3d[np.maximum(gd, 0)], -1)
+    root = join_by_2d_tracks(lab3, tracks, [np.unique(gframe[multi][track3d == k])
+                                            for k in range(n3)])
+    joined_2d = int((root != np.arange(n3)).sum())
+    track3d = np.where(track3d >= 0, root[np.maximum(track3d, 0)], -1)
+    linked = track3d >= 0
+    track3d[linked] = np.unique(track3d[linked], return_inverse=True)[1]
     person_g, n = merge_tracks(track3d, Xg, gframe[multi], gate=gate, num_people=num_people,
                                min_length=min_length)
     pos = np.full(int(gid.max()) + 1 if gid.size and gid.max() >= 0 else 0, -1, np.int64)
@@ -262,10 +279,30 @@ def assign_with_cameras(x, w, det, tracks, K, R, t, camera_valid, outlier_px, *,
             switches += int((np.diff(lab_k) != 0).sum())
     info = {"association_threshold_px": thr, "groups_multi_view": int(G),
             "person_scale": scale, "tracks3d": int(track3d.max() + 1) if G else 0,
-            "members_dropped": int(bad_member.sum()), "split_groups_joined": int(joined), "labelled_from_2d_tracks": int(added),
+            "members_dropped": int(bad_member.sum()), "split_groups_joined": int(joined),
+            "tracks3d_joined_by_2d_tracks": joined_2d, "labelled_from_2d_tracks": int(added),
             "one_camera_detections": one, "track_switches_repaired": switches,
             "unlabelled_group_members": dropped}
     return identity, n, info
+
+
+@dataclass(frozen=True)
+class _NoRig:
+    """Stands in for a failed :class:`geometry.RigReconstruction` (nothing to calibrate)."""
+
+    R: np.ndarray
+    t: np.ndarray
+    K: np.ndarray
+    camera_valid: np.ndarray
+    summary: dict
+    valid: bool = False
+
+
+def _no_rig(C, K):
+    Kc = np.broadcast_to(np.asarray(K, np.float64), (C, 3, 3)).copy() if K is not None and \
+        np.shape(K) in ((3, 3), (C, 3, 3)) else np.tile(np.eye(3), (C, 1, 1))
+    return _NoRig(R=np.tile(np.eye(3), (C, 1, 1)), t=np.zeros((C, 3)), K=Kc,
+                  camera_valid=np.zeros(C, bool), summary={})
 
 
 def _result(identity, n, rec, tracks, det, msgs, summary, T, one_view, repaired):

@@ -14,7 +14,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .tracking import nanmedian_last
 
-__all__ = ["join_split_groups", "link_groups", "merge_tracks", "repair_from_tracks", "body_signature"]
+__all__ = ["join_split_groups", "link_groups", "join_by_2d_tracks", "merge_tracks", "repair_from_tracks", "body_signature"]
 
 
 def _median_joint_distance(A, B):
@@ -47,20 +47,23 @@ def join_split_groups(Xg, group_frame, views, tol: float):
     return into, joined
 
 
-def link_groups(Xg, group_frame, T, *, gate: float, max_gap: int = 25):
+def link_groups(Xg, group_frame, T, *, gate: float, max_gap: int = 25,
+                max_joint_age: int = 10):
     """3D tracks from per-frame groups.
 
     ``Xg (G, J, 3)`` triangulated groups (NaN joints where invalid; a group with < 3 valid
     joints is not linked), ``group_frame (G,)``. Returns ``track (G,)`` int64 (``-1``: unlinked).
     A group that no track takes but that lies within ``gate`` of a live track starts no track
     (it is that person seen a second time, through an inaccurate or split group).
-    A track continues across up to ``max_gap`` missing frames; its gate grows by 5 % per frame."""
+    A track continues across up to ``max_gap`` missing frames; its gate grows by 5 % per frame;
+    it is compared on the joints it showed in the last ``max_joint_age`` frames."""
     G = len(Xg)
     track = np.full(G, -1, np.int64)
     ok = np.isfinite(Xg).all(-1).sum(-1) >= 3
     order = np.argsort(group_frame, kind="stable")
     starts = np.searchsorted(group_frame[order], np.arange(T + 1))
     last = []           # last pose of each track
+    jseen = []          # frame each of its joints was last seen
     seen = []
     for t in range(T):
         gs = order[starts[t]:starts[t + 1]]
@@ -70,7 +73,10 @@ def link_groups(Xg, group_frame, T, *, gate: float, max_gap: int = 25):
         alive = [k for k in range(len(last)) if t - seen[k] <= max_gap + 1]
         match = np.full(gs.size, -1)
         if alive:
-            cost = _median_joint_distance(np.stack([last[k] for k in alive]), Xg[gs])
+            # a joint unseen for over max_joint_age frames says little about where it is now
+            L = np.stack([np.where((t - jseen[k] <= max_joint_age)[:, None], last[k], np.nan)
+                          for k in alive])
+            cost = _median_joint_distance(L, Xg[gs])
             g = gate * (1 + 0.05 * (t - np.array([seen[k] for k in alive]) - 1))
             feasible = cost <= g[:, None]
             r, c = linear_sum_assignment(np.where(feasible, cost, 1e12))
@@ -87,13 +93,59 @@ def link_groups(Xg, group_frame, T, *, gate: float, max_gap: int = 25):
             if match[i] < 0:
                 match[i] = len(last)
                 last.append(Xg[gi].copy())
+                jseen.append(np.where(np.isfinite(Xg[gi]).all(-1), t, -10 ** 9))
                 seen.append(t)
             else:
                 k = match[i]
-                last[k] = np.where(np.isfinite(Xg[gi]), Xg[gi], last[k])
+                fin = np.isfinite(Xg[gi]).all(-1)
+                last[k] = np.where(fin[:, None], Xg[gi], last[k])
+                jseen[k] = np.where(fin, t, jseen[k])
                 seen[k] = t
             track[gi] = match[i]
     return track
+
+
+def join_by_2d_tracks(label, tracks2d, frames_of, *, min_cameras: int = 1,
+                      max_overlap: int = 2) -> np.ndarray:
+    """Join 3D tracks that per-camera 2D tracks pass from one to the other.
+
+    ``label (C, T, P)``: the 3D track of every detection (``-1``: none); ``tracks2d (C, T, P)``;
+    ``frames_of``: list of each 3D track's frames. When the 2D tracks of at least
+    ``min_cameras`` cameras go from track ``A`` straight to track ``B`` and the two share at most
+    ``max_overlap`` frames, ``B`` continues ``A`` (a person lost for a while in 3D, not in 2D).
+    Returns ``root (n,)``: the track each one is joined into."""
+    n = len(frames_of)
+    root = np.arange(n)
+    if n < 2:
+        return root
+    C = label.shape[0]
+    seen = {}
+    for c in range(C):
+        tr, lab = tracks2d[c], label[c]
+        m = (tr >= 0) & (lab >= 0)
+        t, p = np.nonzero(m)                                          # frame-major order
+        k, v = tr[t, p], lab[t, p]
+        order = np.lexsort((t, k))
+        k, v = k[order], v[order]
+        step = (k[1:] == k[:-1]) & (v[1:] != v[:-1])
+        for a, b in zip(v[:-1][step].tolist(), v[1:][step].tolist()):
+            seen.setdefault((min(a, b), max(a, b)), set()).add(c)
+    frames = [set(f.tolist()) for f in frames_of]
+
+    def find(i):
+        while root[i] != i:
+            i = root[i]
+        return i
+
+    for (a, b), cams in sorted(seen.items(), key=lambda kv: -len(kv[1])):
+        if len(cams) < min_cameras:
+            continue
+        ra, rb = find(a), find(b)
+        if ra == rb or len(frames[ra] & frames[rb]) > max_overlap:
+            continue
+        root[rb] = ra
+        frames[ra] |= frames[rb]
+    return np.array([find(i) for i in range(n)])
 
 
 def body_signature(X):

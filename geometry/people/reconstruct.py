@@ -18,7 +18,7 @@ from ..rig import reconstruct_rig
 from ..triangulation import triangulate_multiview
 from .associate import PeopleAssociation, associate_people, calibration_views
 from .tracking import check_people_inputs, nanmedian_last
-from .views import moving_frames
+from .views import moving_frames, relative_motion
 
 __all__ = ["PeopleReconstruction", "reconstruct_people"]
 
@@ -58,10 +58,10 @@ class PeopleReconstruction:
 
 
 def _informative_frames(xs, N, T, min_px, still: float = 0.03):
-    """Person-frames (indices into ``N·T``) for calibration: each person's frames where its
-    detections moved more than ``min_px`` since the last kept one; a person standing still
-    (median displacement from their median pose under ``still`` × their image size in every
-    camera) gives the one frame nearest that pose — not ``T`` copies of the same
+    """Person-frames (indices into ``N·T``) for calibration: each person's frames spaced
+    ``min_px`` apart along their path (:func:`~geometry.people.views.moving_frames`); a person
+    standing still (:func:`~geometry.people.views.relative_motion` under ``still`` in every
+    camera) gives one frame, the one with most joints seen — not ``T`` copies of the same
     correspondences."""
     C, _, J, _ = xs.shape
     out = []
@@ -73,18 +73,11 @@ def _informative_frames(xs, N, T, min_px, still: float = 0.03):
             out.append(n * T + fr)
             continue
         v = xs[:, n * T + fr]                                         # (C, F, J, 2)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)     # all-NaN joints
-            med = np.nanmedian(v, axis=1, keepdims=True)
-        disp = nanmedian_last(np.linalg.norm(v - med, axis=-1), 1)    # (C, F)
-        disp = np.where(np.isfinite(disp), disp, np.nan)
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
-            size = np.linalg.norm(np.nanmax(med, axis=2) - np.nanmin(med, axis=2), axis=-1)
-            moved = np.nanmedian(disp, axis=1) / size[:, 0]           # (C,)
-        if np.all(~(moved >= still)):
-            score = np.where(np.isfinite(disp), disp, 1e9).sum(0)
-            out.append(np.array([n * T + fr[int(np.argmin(score))]]))
+        moved = np.array([relative_motion(v[c]) for c in range(C)
+                          if np.isfinite(v[c]).all(-1).sum() >= 3])
+        if np.all(moved < still):
+            nseen = np.isfinite(v).all(-1).sum(axis=(0, 2))
+            out.append(np.array([n * T + fr[int(np.argmax(nseen))]]))
             continue
         poses = v.transpose(1, 0, 2, 3).reshape(fr.size, C * J, 2)
         out.append(n * T + fr[moving_frames(poses, min_px)])
@@ -130,6 +123,13 @@ def reconstruct_people(x, confidence=None, K=None, *, image_size=None, num_peopl
     C, T, P, J, _ = x.shape
     N = assoc.num_people
     msgs = list(assoc.messages)
+    xs = ws = None
+    if N > 0:
+        xs, ws = calibration_views(x, w, assoc.identity, N)            # (C, N·T, J, 2)
+        # one slot (the single-person path): every frame, as reconstruct_rig on x[:, :, 0]
+        sel = _informative_frames(xs, N, T, 0.0 if P == 1 else float(min_motion_px))
+        if sel.size == 0:
+            N = 0
     if N == 0:
         msgs.append("no person could be reconstructed")
         return PeopleReconstruction(
@@ -139,27 +139,34 @@ def reconstruct_people(x, confidence=None, K=None, *, image_size=None, num_peopl
             track_length=np.zeros(0, np.int64), person_reprojection_px=np.zeros(0),
             metric=False, association=assoc, valid=False, messages=tuple(msgs),
             summary=dict(assoc.summary))
-    xs, ws = calibration_views(x, w, assoc.identity, N)                # (C, N·T, J, 2)
-    # one slot (the single-person path): every frame, exactly as reconstruct_rig on x[:, :, 0]
-    sel = _informative_frames(xs, N, T, 0.0 if P == 1 else float(min_motion_px))
     rec = reconstruct_rig(xs[:, sel], K, confidence=None if ws is None else ws[:, sel],
                           image_size=image_size, seed=seed, **rig_options)
-    # every person-frame triangulated with the final cameras as reconstruct_rig does its own
-    obs = np.isfinite(xs).all(-1) & rec.camera_valid[:, None, None]
-    if ws is not None:
-        obs &= ws > float(rig_options.get("min_confidence", 0.0))
-    thr = float(rec.summary.get("outlier_threshold_px", 4.0 * 2.0))
-    tri = triangulate_multiview(projection_matrix(rec.K, rec.R, rec.t),
-                                xs.reshape(C, N * T * J, 2), mask=obs.reshape(C, -1),
-                                weights=None if ws is None else ws.reshape(C, -1),
-                                method="dlt", threshold=thr)
-    ok = (tri.valid & (tri.num_views >= 2)).reshape(N, T, J) & bool(rec.valid)
-    pv = ok.transpose(1, 0, 2)
-    X = np.where(pv[..., None], tri.X.reshape(N, T, J, 3).transpose(1, 0, 2, 3), np.nan)
-    rms = np.where(pv, tri.reproj_error.reshape(N, T, J).transpose(1, 0, 2), np.nan)
-    used = tri.used.reshape(C, N * T * J)
-    res = np.where(used, np.linalg.norm(_project(rec, tri.X)[..., :2] - np.nan_to_num(
-        xs.reshape(C, -1, 2)), axis=-1), np.nan)
+    if sel.size == N * T:
+        # every person-frame was in the calibration: reconstruct_rig's own 3D
+        pv = (rec.point_valid.reshape(N, T, J) & bool(rec.valid)).transpose(1, 0, 2)
+        Xa = rec.X.reshape(N, T, J, 3)
+        res = np.where(rec.inliers & np.isfinite(rec.residuals), rec.residuals, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rms = np.sqrt(np.nanmean(res ** 2, axis=0)).reshape(N, T, J)
+    else:
+        # every person-frame triangulated with the final cameras as reconstruct_rig does
+        obs = np.isfinite(xs).all(-1) & rec.camera_valid[:, None, None]
+        if ws is not None:
+            obs &= ws > float(rig_options.get("min_confidence", 0.0))
+        thr = float(rec.summary.get("outlier_threshold_px", 8.0))
+        tri = triangulate_multiview(projection_matrix(rec.K, rec.R, rec.t),
+                                    xs.reshape(C, N * T * J, 2), mask=obs.reshape(C, -1),
+                                    weights=None if ws is None else ws.reshape(C, -1),
+                                    method="dlt", threshold=thr)
+        pv = ((tri.valid & (tri.num_views >= 2)).reshape(N, T, J) & bool(rec.valid)).transpose(
+            1, 0, 2)
+        Xa = tri.X.reshape(N, T, J, 3)
+        rms = tri.reproj_error.reshape(N, T, J)
+        res = np.where(tri.used.reshape(C, -1), np.linalg.norm(
+            _project(rec, tri.X) - np.nan_to_num(xs.reshape(C, -1, 2)), axis=-1), np.nan)
+    X = np.where(pv[..., None], Xa.transpose(1, 0, 2, 3), np.nan)
+    rms = np.where(pv, rms.transpose(1, 0, 2), np.nan)
     length = pv.any(-1).sum(0).astype(np.int64)                        # (N,)
     per_person = np.array([float(np.nanmedian(rms[:, n])) if pv[:, n].any() else np.nan
                            for n in range(N)])

@@ -9,6 +9,7 @@ merging two groups only when every pair across them is consistent (complete link
 """
 from __future__ import annotations
 
+import warnings
 from itertools import combinations
 
 import numpy as np
@@ -17,7 +18,7 @@ from ..camera import fundamental_from_pose
 from ..epipolar import estimate_fundamental
 from .tracking import nanmedian_last
 
-__all__ = ["moving_frames", "sampson_px", "pair_costs", "cluster_frames", "bootstrap_fundamentals",
+__all__ = ["moving_frames", "relative_motion", "sampson_px", "pair_costs", "cluster_frames", "bootstrap_fundamentals",
            "fundamentals_from_cameras"]
 
 
@@ -116,34 +117,52 @@ def fundamentals_from_cameras(K, R, t, camera_valid):
 
 
 def moving_frames(poses, min_px: float) -> np.ndarray:
-    """Indices of the frames of ``poses (n, J, 2)`` (one person, in frame order) that moved more
-    than ``min_px`` (median joint displacement) since the previous kept frame; the first is kept."""
-    keep = []
-    ref = None
-    for i in range(len(poses)):
-        if ref is None or nanmedian_last(np.linalg.norm(poses[i] - ref, axis=-1), 3) > min_px:
-            keep.append(i)
-            ref = poses[i]
-    return np.asarray(keep, np.int64)
+    """Indices of the frames of ``poses (n, J, 2)`` (one person, in frame order) spaced at least
+    ``min_px`` apart along the person's path (the sum of per-frame median joint displacements);
+    the first frame is kept; a frame whose displacement is unknown counts as a move."""
+    n = len(poses)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    d = nanmedian_last(np.linalg.norm(poses[1:] - poses[:-1], axis=-1), 3)
+    d = np.where(np.isfinite(d), d, min_px)
+    bins = np.floor(np.concatenate([[0.0], np.cumsum(d)]) / max(min_px, 1e-12))
+    return np.flatnonzero(np.concatenate([[True], bins[1:] > bins[:-1]]))
+
+
+def relative_motion(poses) -> float:
+    """How much one person moves in one camera: median over frames of the median joint distance
+    from their median pose, over the size of that pose's image box; ``poses (n, J, 2)``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)                # all-NaN joints
+        med = np.nanmedian(poses, axis=0)
+        size = float(np.linalg.norm(np.nanmax(med, 0) - np.nanmin(med, 0)))
+    disp = nanmedian_last(np.linalg.norm(poses - med, axis=-1), 1)
+    disp = disp[np.isfinite(disp)]
+    return float(np.median(disp)) / size if disp.size and size > 0 else 0.0
 
 
 def bootstrap_fundamentals(x, tracks, *, min_overlap: int = 10, max_frames: int = 25,
-                           threshold: float = 4.0, min_motion_px: float = 3.0, seed: int = 0):
+                           threshold: float = 4.0, still: float = 0.03, seed: int = 0):
     """``F (C, C, 3, 3)``, ``valid (C, C)`` and per-pair inlier counts from whole tracks.
 
     For every camera pair, every pair of tracks that overlap in ``>= min_overlap`` frames gives
-    correspondences (their joints in up to ``max_frames`` shared frames, evenly spread, among
-    those where the pair moved more than ``min_motion_px``: a still person fits many F); one
+    correspondences (their joints in up to ``max_frames`` shared frames, evenly spread; pairs
+    of tracks that both move less than ``still`` (:func:`relative_motion`) are left out: a person
+    standing still fits many F); one
     batched F-RANSAC over all track pairs; the best-supported track pair's ``F`` selects the track
     pairs consistent with it (median Sampson distance under ``2 · threshold`` in most shared
     frames), whose pooled correspondences give the final ``F`` by RANSAC."""
     C, T, P, J, _ = x.shape
     probs, keys = [], []
-    frames_of = {}
+    frames_of, slot_of = {}, {}
     for c in range(C):
         ids, counts = np.unique(tracks[c][tracks[c] >= 0], return_counts=True)
         for k in ids[counts >= min_overlap]:
-            frames_of[(c, int(k))] = np.flatnonzero((tracks[c] == k).any(-1))
+            hit = tracks[c] == k                                      # (T, P)
+            frames_of[(c, int(k))] = np.flatnonzero(hit.any(-1))
+            slot_of[(c, int(k))] = hit.argmax(-1)
+    motion = {key: relative_motion(x[key[0], f, slot_of[key][f]])
+              for key, f in frames_of.items()}
     for a, b in combinations(range(C), 2):
         ka = [k for (c, k) in frames_of if c == a]
         kb = [k for (c, k) in frames_of if c == b]
@@ -152,12 +171,11 @@ def bootstrap_fundamentals(x, tracks, *, min_overlap: int = 10, max_frames: int 
                 fr = np.intersect1d(frames_of[(a, i)], frames_of[(b, j)])
                 if fr.size < min_overlap:
                     continue
-                pa = np.stack([x[a, f][tracks[a, f] == i][0] for f in fr])
-                pb = np.stack([x[b, f][tracks[b, f] == j][0] for f in fr])
-                keep = moving_frames(np.concatenate([pa, pb], 1), min_motion_px)
-                if keep.size < min_overlap:
-                    continue              # a (nearly) still person: degenerate for F
-                keep = keep[np.linspace(0, keep.size - 1, min(keep.size, max_frames)).astype(int)]
+                pa = x[a, fr, slot_of[(a, i)][fr]]
+                pb = x[b, fr, slot_of[(b, j)][fr]]
+                if max(motion[(a, i)], motion[(b, j)]) < still:
+                    continue              # a person standing still: degenerate for F
+                keep = np.linspace(0, fr.size - 1, min(fr.size, max_frames)).astype(int)
                 fr, pa, pb = fr[keep], pa[keep], pb[keep]
                 probs.append((pa.reshape(-1, 2), pb.reshape(-1, 2), fr))
                 keys.append((a, b, i, j))
@@ -184,8 +202,7 @@ def bootstrap_fundamentals(x, tracks, *, min_overlap: int = 10, max_frames: int 
         for i in mine:
             pa, pb, fr = probs[i]
             d = sampson_px(Fb, pa, pb).reshape(len(fr), J)
-            with np.errstate(all="ignore"):
-                per_frame = np.nanmedian(np.where(np.isfinite(d), d, np.nan), axis=1)
+            per_frame = nanmedian_last(d, 1)
             if np.mean(per_frame < 2 * threshold) >= 0.6:
                 pool1.append(pa)
                 pool2.append(pb)
