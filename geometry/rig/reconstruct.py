@@ -215,9 +215,9 @@ def reconstruct_rig(x, K=None, mask=None, confidence=None, *, image_size=None,
             ``bias_rounds`` times with bundle adjustment (warm-started, at most
             :data:`BIAS_ITER` iterations each); the final triangulation and the residuals use
             the de-biased detections. Measured: Pose2Sim balancing (real OpenPose) median
-            rotation error vs the Qualisys calibration 1.06° → 0.79°; synthetic ring with
-            gauge-free 8 px biases 0.131° → 0.074° (median of 6 draws), without biases
-            unchanged (0.042° → 0.041°); about +0.15 s CPU on 1,000 frames × 4 cameras.
+            rotation error vs the Qualisys calibration 1.06° → 0.67°; synthetic ring with
+            8 px per-(camera, joint) biases 0.131–0.153° → 0.089–0.091° (median of 6 draws),
+            without biases 0.0419° → 0.0424°; about +0.15 s CPU on 1,000 frames × 4 cameras.
         seed: RANSAC seed.
     Returns:
         :class:`RigReconstruction`. Bad arguments raise ``ValueError``; cameras that cannot be
