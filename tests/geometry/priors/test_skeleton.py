@@ -130,3 +130,15 @@ def test_bad_input_names_the_argument(arg, kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         geo.refine_skeleton(args.pop("x"), args.pop("K"), args.pop("R"), args.pop("t"),
                             args.pop("X0"), **args)
+
+
+def test_observation_noise_bad_input_names_the_argument():
+    rig = pose.make_people_rig("h36m", 4)
+    x = np.zeros((4, 5, 17, 2))
+    with pytest.raises(ValueError, match="X: expected shape"):
+        geo.observation_noise(x, np.zeros((5, 16, 3)), rig.K, rig.R, rig.t)
+    with pytest.raises(ValueError, match="mask"):
+        geo.observation_noise(x, np.zeros((5, 17, 3)), rig.K, rig.R, rig.t,
+                              mask=np.ones((4, 5, 16), bool))
+    with pytest.raises(ValueError, match="R"):
+        geo.observation_noise(x, np.zeros((5, 17, 3)), rig.K, rig.R[:3], rig.t)
