@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,8 @@ from .tracking import check_people_inputs, detected_slots, track_people
 from .views import bootstrap_fundamentals, cluster_frames, fundamentals_from_cameras, pair_costs
 
 __all__ = ["PeopleAssociation", "associate_people", "calibration_views"]
+
+_RIG_PARAMS = frozenset(inspect.signature(reconstruct_rig).parameters)
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,10 @@ def associate_people(x, confidence=None, K=None, *, image_size=None, num_people=
     if multi.size > 1500:
         multi = np.sort(np.random.default_rng(seed).choice(multi, 1500, replace=False))
     xs, ws = _groups_to_views(x, w, gid, multi)
-    rec = reconstruct_rig(xs, K, confidence=ws, image_size=image_size, seed=seed, **rig_options)
+    boot = dict(rig_options)
+    if "joint_bias" in _RIG_PARAMS:
+        boot.setdefault("joint_bias", False)       # cameras good enough to group people
+    rec = reconstruct_rig(xs, K, confidence=ws, image_size=image_size, seed=seed, **boot)
     summary["bootstrap_groups"] = int(multi.size)
     if not rec.valid:
         msgs.append("the rig could not be calibrated from the groups of detections found by "

@@ -150,13 +150,16 @@ def reconstruct_people(x, confidence=None, K=None, *, image_size=None, num_peopl
             warnings.simplefilter("ignore", RuntimeWarning)
             rms = np.sqrt(np.nanmean(res ** 2, axis=0)).reshape(N, T, J)
     else:
-        # every person-frame triangulated with the final cameras as reconstruct_rig does
+        # every person-frame triangulated with the final cameras (and the detector bias it
+        # estimated, if any) as reconstruct_rig does
         obs = np.isfinite(xs).all(-1) & rec.camera_valid[:, None, None]
         if ws is not None:
             obs &= ws > float(rig_options.get("min_confidence", 0.0))
         thr = float(rec.summary.get("outlier_threshold_px", 8.0))
+        bias = getattr(rec, "joint_bias", None)                       # observed = true + bias
+        xd = xs if bias is None else xs - bias[:, None]
         tri = triangulate_multiview(projection_matrix(rec.K, rec.R, rec.t),
-                                    xs.reshape(C, N * T * J, 2), mask=obs.reshape(C, -1),
+                                    xd.reshape(C, N * T * J, 2), mask=obs.reshape(C, -1),
                                     weights=None if ws is None else ws.reshape(C, -1),
                                     method="dlt", threshold=thr)
         pv = ((tri.valid & (tri.num_views >= 2)).reshape(N, T, J) & bool(rec.valid)).transpose(
@@ -164,7 +167,7 @@ def reconstruct_people(x, confidence=None, K=None, *, image_size=None, num_peopl
         Xa = tri.X.reshape(N, T, J, 3)
         rms = tri.reproj_error.reshape(N, T, J)
         res = np.where(tri.used.reshape(C, -1), np.linalg.norm(
-            _project(rec, tri.X) - np.nan_to_num(xs.reshape(C, -1, 2)), axis=-1), np.nan)
+            _project(rec, tri.X) - np.nan_to_num(xd.reshape(C, -1, 2)), axis=-1), np.nan)
     X = np.where(pv[..., None], Xa.transpose(1, 0, 2, 3), np.nan)
     rms = np.where(pv, rms.transpose(1, 0, 2), np.nan)
     length = pv.any(-1).sum(0).astype(np.int64)                        # (N,)
