@@ -24,7 +24,8 @@ import numpy as np
 from ..camera import projection_matrix
 from ..rig import reconstruct_rig
 from ..triangulation import triangulate_multiview
-from .linking import join_by_2d_tracks, join_split_groups, link_groups, merge_tracks, repair_from_tracks
+from .linking import (join_by_2d_tracks, join_duplicate_tracks, join_split_groups, link_groups,
+                      merge_tracks, repair_from_tracks)
 from .tracking import check_people_inputs, detected_slots, track_people
 from .views import bootstrap_fundamentals, cluster_frames, fundamentals_from_cameras, pair_costs
 
@@ -87,6 +88,21 @@ def _groups_to_views(x, w, gid, keep):
     if w is not None:
         ws[c[m], g[m]] = w[c[m], t[m], p[m]]
     return xs, ws
+
+
+def _one_slot_per_person(identity, gid, gviews) -> int:
+    """Where a person holds two detections of one camera-frame (joined duplicate tracks), keep
+    the one whose group spans most cameras; the others become unassigned (in place)."""
+    C, T, P = identity.shape
+    dropped = 0
+    for k in np.unique(identity[identity >= 0]):
+        c, t = np.nonzero((identity == k).sum(-1) > 1)
+        for cc, tt in zip(c.tolist(), t.tolist()):
+            slots = np.flatnonzero(identity[cc, tt] == k)
+            best = slots[np.argmax(gviews[gid[cc, tt, slots]])]
+            identity[cc, tt, slots[slots != best]] = -1
+            dropped += slots.size - 1
+    return dropped
 
 
 def _person_scale(X):
@@ -259,6 +275,7 @@ def assign_with_cameras(x, w, det, tracks, K, R, t, camera_valid, outlier_px, *,
     track3d = np.where(track3d >= 0, root[np.maximum(track3d, 0)], -1)
     linked = track3d >= 0
     track3d[linked] = np.unique(track3d[linked], return_inverse=True)[1]
+    track3d, joined_dup = join_duplicate_tracks(track3d, Xg, gframe[multi], gate=gate)
     person_g, n = merge_tracks(track3d, Xg, gframe[multi], gate=gate, num_people=num_people,
                                min_length=min_length)
     pos = np.full(int(gid.max()) + 1 if gid.size and gid.max() >= 0 else 0, -1, np.int64)
@@ -270,6 +287,7 @@ def assign_with_cameras(x, w, det, tracks, K, R, t, camera_valid, outlier_px, *,
     lab = np.full(c.shape, -1, np.int64)
     lab[m] = np.where(bad_member[c[m], g[m]], -1, person_g[g[m]])
     identity[c, tt, p] = lab
+    duplicates = _one_slot_per_person(identity, gid, gviews)
     dropped = int((m & (lab < 0)).sum())
     identity, added = repair_from_tracks(identity, tracks)
     # one-camera people: labelled detections whose person no other camera shows in that frame
@@ -286,7 +304,8 @@ def assign_with_cameras(x, w, det, tracks, K, R, t, camera_valid, outlier_px, *,
     info = {"association_threshold_px": thr, "groups_multi_view": int(G),
             "person_scale": scale, "tracks3d": int(track3d.max() + 1) if G else 0,
             "members_dropped": int(bad_member.sum()), "split_groups_joined": int(joined),
-            "tracks3d_joined_by_2d_tracks": joined_2d, "labelled_from_2d_tracks": int(added),
+            "tracks3d_joined_by_2d_tracks": joined_2d, "tracks3d_duplicates_joined": joined_dup,
+            "duplicate_detections_dropped": duplicates, "labelled_from_2d_tracks": int(added),
             "one_camera_detections": one, "track_switches_repaired": switches,
             "unlabelled_group_members": dropped}
     return identity, n, info

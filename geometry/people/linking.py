@@ -14,7 +14,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .tracking import nanmedian_last
 
-__all__ = ["join_split_groups", "link_groups", "join_by_2d_tracks", "merge_tracks", "repair_from_tracks", "body_signature"]
+__all__ = ["join_split_groups", "link_groups", "join_by_2d_tracks", "join_duplicate_tracks", "merge_tracks", "repair_from_tracks", "body_signature"]
 
 
 def _median_joint_distance(A, B):
@@ -146,6 +146,37 @@ def join_by_2d_tracks(label, tracks2d, frames_of, *, min_cameras: int = 1,
         root[rb] = ra
         frames[ra] |= frames[rb]
     return np.array([find(i) for i in range(n)])
+
+
+def join_duplicate_tracks(track, Xg, group_frame, *, gate: float, max_share: float = 0.1):
+    """Join 3D tracks that are one person followed twice for a few frames (a split or
+    inaccurate group started a second track that then took over): tracks sharing at most
+    ``max_share`` of the shorter one's frames whose poses in the shared frames lie within
+    ``gate`` (median). ``track (G,)`` → the joined ``track (G,)`` (ids kept compact) and the
+    number of joins."""
+    n = int(track.max()) + 1 if track.size and track.max() >= 0 else 0
+    if n < 2:
+        return track, 0
+    fr = [group_frame[track == k] for k in range(n)]
+    gi = [np.flatnonzero(track == k) for k in range(n)]
+    root = np.arange(n)
+    joins = 0
+    for a in range(n):
+        for b in range(a + 1, n):
+            shared, ia, ib = np.intersect1d(fr[a], fr[b], return_indices=True)
+            if shared.size == 0 or shared.size > max_share * min(fr[a].size, fr[b].size):
+                continue
+            d = nanmedian_last(np.linalg.norm(Xg[gi[a][ia]] - Xg[gi[b][ib]], axis=-1), 3)
+            d = d[np.isfinite(d)]
+            if d.size and np.median(d) <= gate:
+                ra, rb = root[a], root[b]
+                if ra != rb:
+                    root[root == rb] = ra
+                    joins += 1
+    out = np.where(track >= 0, root[np.maximum(track, 0)], -1)
+    linked = out >= 0
+    out[linked] = np.unique(out[linked], return_inverse=True)[1]
+    return out, joins
 
 
 def body_signature(X):
