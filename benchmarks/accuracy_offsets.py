@@ -25,7 +25,9 @@ error over camera pairs of the rig from the resynchronised views: against the Qu
 calibration / the virtual rig), ``median_rot_deg_synced`` (the same reconstruction from the
 synchronised data), ``rot_ratio`` (their ratio; target ≤ 1.2), ``flag_recall`` /
 ``flag_keep`` (#21: fraction of offsets off by ≥ 0.5 frame flagged not confident / of the
-others left confident; NaN where there are none), ``seconds``.
+others left confident; NaN where there are none), ``seconds``. The #21 flag set (synthetic
+people as in ``tests/geometry/rig/test_quality_flags.py`` plus Pose2Sim with whole shifts) ends
+the table with one row per method.
 
 ``python -m benchmarks.accuracy_offsets [--quick]`` prints the table and the JSON rows;
 :func:`offset_rows` is what ``python -m benchmarks accuracy`` imports.
@@ -181,9 +183,66 @@ def _cmu_rows(quick, rows, notes, flags):
                  synced_rot, 6, flags)
 
 
+def _flag_cases(quick):
+    """The issue-21 flag set: synthetic people (6 motions, 2–4 px noise, 10 % outliers,
+    100–200 frames, random delays in ±5 frames; the cases of
+    ``tests/geometry/rig/test_quality_flags.py``) and the Pose2Sim balancing trial with whole
+    shifts, 90 frames. Yields ``(name, x, K, truth, conf)``."""
+    import pose
+    fine = 10
+    rng = np.random.default_rng(7)
+    specs = (("walk", 2.0, 200), ("turn", 4.0, 100), ("reach", 3.0, 100), ("squat", 3.0, 200),
+             ("random", 2.0, 100), ("turn", 3.0, 100))
+    for motion, sigma, T in specs[:3] if quick else specs:
+        noise = pose.DetectorNoise(sigma_px=sigma, outlier_ratio=0.1, missing_ratio=0.02,
+                                   swap_ratio=0.0)
+        people = pose.make_people(1, (motion,), 240 * fine, fps=50.0 * fine, noise=noise,
+                                  seed=int(rng.integers(1000)))
+        for _ in range(2):
+            D = np.concatenate([[0.0], rng.uniform(-5, 5, 3)])
+            start = int(rng.integers(6, 240 - T - 6)) * fine
+            x = np.stack([people.x[c, (start + np.round((np.arange(T) + d) * fine)).astype(int)]
+                          for c, d in enumerate(D)])
+            yield f"synthetic {motion} {sigma:g} px {T} frames", x, people.rig.K, -D, None
+    if (SHARED / "pose2sim_demo" / "pose2sim_demo.npz").exists():
+        import geometry as geo
+        x, conf, K, R, t = _pose2sim_data()
+        n = geo.synchronise_rig(x, K, confidence=conf, min_confidence=0.2, max_offset=4).offsets
+        rng = np.random.default_rng(3)
+        for _ in range(2 if quick else 6):
+            D = np.concatenate([[0], rng.integers(-4, 5, 3)]).astype(float)
+            cs = np.nan_to_num(_shift_views(np.repeat(conf[..., None], 2, -1), D, 5, 90)[..., 0])
+            yield "Pose2Sim whole shifts", _shift_views(x, D, 5, 90), K, n - D, cs
+
+
+def _flag_rows(quick, rows):
+    import geometry as geo
+    got = {"estimate_time_offsets": ([], []), "synchronise_rig": ([], [])}
+    for name, x, K, truth, conf in _flag_cases(quick):
+        r = geo.estimate_time_offsets(x, max_offset=6)
+        opts = dict(min_confidence=0.2) if conf is not None else {}
+        s = geo.synchronise_rig(x, K, confidence=conf, max_offset=6, **opts)
+        for key, o, c in (("estimate_time_offsets", r.offsets, r.confident),
+                          ("synchronise_rig", s.offsets, s.confident)):
+            got[key][0].append(np.abs(o - truth)[1:])
+            got[key][1].append(c[1:])
+    for key, (err, conf) in got.items():
+        err, conf = np.concatenate(err), np.concatenate(conf)
+        off = err >= 0.5
+        rows.append({"case": "#21 flag set: synthetic people + Pose2Sim whole shifts",
+                     "method": f"{key} confidence flags",
+                     "max_offset_err_frames": float(err.max()),
+                     "median_offset_err_frames": float(np.median(err)),
+                     "flag_recall": float((~conf[off]).mean()) if off.any() else float("nan"),
+                     "flag_keep": float(conf[~off].mean()) if (~off).any() else float("nan"),
+                     "n_offsets": int(err.size), "n_off_by_half": int(off.sum())})
+
+
 def offset_rows(quick: bool = False) -> list[dict]:
-    """Rows of the offsets benchmark (see the module docstring); the last row is the #21
-    flag summary over every ``synchronise_rig`` offset of the run."""
+    """Rows of the offsets benchmark (see the module docstring): per case and method, then the
+    flag summary over every ``synchronise_rig`` offset of those cases, then the issue-21 flag
+    set (``flag_recall``: offsets off by ≥ 0.5 frame that are flagged; ``flag_keep``: the
+    others left confident) for both methods."""
     rows, notes, flags = [], {}, []
     if (SHARED / "pose2sim_demo" / "pose2sim_demo.npz").exists():
         _pose2sim_rows(quick, rows, notes, flags)
@@ -198,6 +257,7 @@ def offset_rows(quick: bool = False) -> list[dict]:
                      "flag_recall": float((~conf[off]).mean()) if off.any() else float("nan"),
                      "flag_keep": float(conf[~off].mean()) if (~off).any() else float("nan"),
                      "n_offsets": int(err.size), "n_off_by_half": int(off.sum())})
+    _flag_rows(quick, rows)
     for r in rows:
         r.setdefault("notes", "")
     if rows and notes:

@@ -255,7 +255,8 @@ def _solve_fine(curves, grids, o0, C, ref, free):
 
 
 def offsets_with_cameras(x, K, R, t, offsets=None, *, max_offset: int = 10, reference: int = 0,
-                         camera_valid=None, seed: int = 0, smooth: float = SMOOTH):
+                         camera_valid=None, seed: int = 0, smooth: float = SMOOTH,
+                         halves: int = HALVES):
     """Time offsets of ``x (C, T, J, 2)`` (undistorted px) with the cameras known.
 
     ``K (C,3,3)``, ``R (C,3,3)``, ``t (C,3)`` world→camera (``x_cam = R X + t``); ``offsets``
@@ -267,7 +268,8 @@ def offsets_with_cameras(x, K, R, t, offsets=None, *, max_offset: int = 10, refe
 
     Returns ``dict`` with ``offsets, offset_std, confidence, confident, agreement, depth (C,)``,
     ``shifts (S,)``, ``cost (C, S)`` (each camera's whole-shift score against the reference,
-    or the first valid camera paired with it).
+    or the first valid camera paired with it). ``halves``: block-half replicates behind
+    ``offset_std`` (0: none; the std is then NaN and nothing is ``confident``).
     """
     x = _check_common(x, max_offset, reference, 1.0, 1)
     C = x.shape[0]
@@ -336,7 +338,10 @@ def offsets_with_cameras(x, K, R, t, offsets=None, *, max_offset: int = 10, refe
     rng = np.random.default_rng(seed)
     have = np.unique(block[np.isfinite(xs).all(-1).any(axis=(0, 2))])
     reps, agree = [], []
-    for _ in range(HALVES if have.size >= 4 else 0):
+    halves = check_int("halves", halves, 0, None)
+    if halves == 0:
+        res["offset_std"][free] = np.nan
+    for _ in range(halves if have.size >= 4 else 0):
         half = np.zeros(BLOCKS, bool)
         half[rng.choice(have, have.size // 2, replace=False)] = True
         oh = _solve_whole(cur.whole_curves(half), max_offset, C, reference, free, o_whole)
@@ -373,8 +378,8 @@ def _check_common(x, max_offset, reference, tol, max_rounds):
 
 
 def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, reference: int = 0,
-                    initial=None, tol: float = 0.02, max_rounds: int = 4, seed: int = 0,
-                    **rig_options) -> SyncedRig:
+                    initial=None, tol: float = 0.02, max_rounds: int = 4,
+                    rig_replicates: int = 3, seed: int = 0, **rig_options) -> SyncedRig:
     """Time offsets and the rig of an unsynchronised static rig, refined jointly.
 
     Args:
@@ -390,6 +395,12 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
         initial: ``(C,)`` starting offsets (frames); default :func:`estimate_time_offsets`.
         tol: stop when no offset moves by more than this (frames) in a round.
         max_rounds: most reconstruct-and-re-estimate rounds.
+        rig_replicates: random splits of the frame blocks into two halves; on each half the
+            rig is reconstructed again and the offsets re-estimated with it, so that the
+            offset's std also holds the rig's uncertainty (a rig that absorbs part of a time
+            offset). The reported std is the larger of the fixed-rig one and ``spread/√2`` of
+            these ``2 × rig_replicates`` estimates; a replicate more than a frame away also
+            lowers ``agreement``. 0: fixed-rig std only.
         seed: RANSAC and resampling seed. rig_options: passed to :func:`reconstruct_rig`.
     Returns:
         :class:`SyncedRig`; ``rig`` is reconstructed from the views resynchronised with the
@@ -397,6 +408,7 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
     """
     from .reconstruct import reconstruct_rig
     x = _check_common(x, max_offset, reference, tol, max_rounds)
+    rig_replicates = check_int("rig_replicates", rig_replicates, 0, None)
     C, T, J = x.shape[:3]
     conf = None
     if confidence is not None:
@@ -432,6 +444,9 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
             break
     if rec is not None and rec.valid and not converged:
         rec = _reconstruct(reconstruct_rig, x, conf, off, K, seed, rig_options)
+    if est is not None and rig_replicates > 0:
+        est = _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options,
+                                   max_offset, reference, rig_replicates)
     if est is None:
         est = dict(offset_std=np.where(np.arange(C) == reference, 0.0, np.inf),
                    confidence=(np.arange(C) == reference).astype(float),
@@ -443,6 +458,47 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
                      depth=est["depth"], shifts=est["shifts"], cost=est["cost"], rig=rec,
                      history=np.array(history), converged=converged,
                      summary={"rounds": len(history) - 1})
+
+
+def _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options, max_offset,
+                         reference, splits):
+    """``est`` with ``offset_std``, ``agreement``, ``confidence``, ``confident`` widened by
+    the spread of offsets re-estimated with rigs reconstructed from halves of the frame
+    blocks (see :func:`synchronise_rig`)."""
+    from .reconstruct import reconstruct_rig
+    T = x.shape[1]
+    block = np.arange(T) * BLOCKS // T
+    rng = np.random.default_rng(seed + 1)
+    reps = []
+    for _ in range(splits):
+        perm = rng.permutation(BLOCKS)
+        for h in (perm[:BLOCKS // 2], perm[BLOCKS // 2:]):
+            keep = np.isin(block, h)[None, :, None, None]
+            xh = np.where(keep, x, np.nan)
+            rec = _reconstruct(reconstruct_rig, xh, conf, off, K, seed, rig_options)
+            if not rec.valid:
+                continue
+            e = offsets_with_cameras(np.where(keep, xs_smooth, np.nan), rec.K, rec.R, rec.t,
+                                     off, max_offset=max_offset, reference=reference,
+                                     camera_valid=rec.camera_valid, seed=seed, smooth=0,
+                                     halves=0)
+            reps.append(np.where(rec.camera_valid, e["offsets"], np.nan))
+    est = dict(est)
+    if len(reps) < 2:
+        return est
+    reps = np.array(reps)
+    sd_rig = np.nanstd(reps, 0, ddof=1) / np.sqrt(2.0)
+    far = np.nanmean(np.abs(reps - off) > 1.0, 0)
+    free = np.isfinite(est["offset_std"]) & (np.arange(len(off)) != reference)
+    sd = np.where(free, np.fmax(est["offset_std"], np.nan_to_num(sd_rig, nan=np.inf)),
+                  est["offset_std"])
+    agree = np.where(free, np.minimum(est["agreement"], 1.0 - far), est["agreement"])
+    conf_ = np.where(free, erf(0.5 / (np.sqrt(2.0) * np.maximum(sd, 1e-9))), est["confidence"])
+    est.update(offset_std=sd, agreement=agree, confidence=conf_,
+               confident=np.where(free, (conf_ >= 0.9) & (agree >= 0.9)
+                                  & (est["depth"] >= MIN_DEPTH), est["confident"]),
+               replicates=reps)
+    return est
 
 
 def _reconstruct(reconstruct_rig, x, conf, off, K, seed, rig_options):

@@ -35,9 +35,9 @@ def test_offsets_with_true_cameras_whole_and_fractional(walking):
 
 def test_synchronise_rig_recovers_offsets_and_cameras(walking):
     delays = np.array([0.0, 2.0, -3.4, 1.7])
-    x = _delayed(walking, delays)
+    x = _delayed(walking, delays, T=120)
     rig = walking.rig
-    s = geo.synchronise_rig(x, rig.K, max_offset=5, max_rounds=3)
+    s = geo.synchronise_rig(x, rig.K, max_offset=5, max_rounds=3, rig_replicates=1)
     assert np.all(np.abs(s.offsets + delays) < 0.15), s.offsets
     assert s.confident.all()
     assert s.history.shape[1] == 4 and np.all(s.history[:, 0] == 0)
@@ -77,6 +77,7 @@ def test_synchronise_session_two_trials(walking):
     (dict(reference=4), "reference"),
     (dict(tol=0.0), "tol"),
     (dict(max_rounds=0), "max_rounds"),
+    (dict(rig_replicates=-1), "rig_replicates"),
     (dict(initial=[0.0, 1.0]), "initial"),
     (dict(confidence=np.ones((3, 40))), "confidence"),
 ])
