@@ -180,6 +180,7 @@ def reconstruct_people(x, confidence=None, K=None, *, image_size=None, num_peopl
     summary["people"] = [{"person": n, "track_length": int(length[n]),
                           "frames_detected": int((nviews[:, n] > 0).sum()),
                           "frames_one_camera": int((nviews[:, n] == 1).sum()),
+                          "cameras": [int(c) for c in np.flatnonzero(views[:, :, n].any(1))],
                           "first_frame": int(np.argmax(nviews[:, n] > 0)),
                           "reprojection_px": per_person[n]} for n in range(N)]
     summary["frames_with_3d"] = int(pv.any(axis=(1, 2)).sum())
