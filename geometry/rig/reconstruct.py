@@ -38,7 +38,7 @@ from .selfcalib import focal_consensus, focal_scale_check, intrinsics_from_image
 __all__ = ["RigReconstruction", "reconstruct_rig", "check_rig_inputs", "check_views"]
 
 _FOCAL = (None, "none", "shared", "per_camera")
-BIAS_ITER = 20   # Levenberg–Marquardt iterations of each bias round (warm-started)
+BIAS_ITER = 6   # Levenberg–Marquardt iterations of each bias round (warm-started)
 
 
 @dataclass(frozen=True)
