@@ -1,4 +1,4 @@
-"""Several people (issue #17): association across cameras, calibration from the crowd, 3D per person.
+"""Several people (#17): association across cameras, calibration from the crowd, 3D per person.
 
 Synthetic: :func:`pose.synthetic_crowd.make_crowd_scene` — a 4-camera Human3.6M-like ring, 3 or
 6 people walking crossing circles (people entering/leaving, mutual occlusion), 2 px detector

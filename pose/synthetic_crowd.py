@@ -222,7 +222,8 @@ def make_crowd_scene(num_people: int = 3, num_cameras: int = 4, num_frames: int 
                 pose2d = x_clean[cc, tt, nn]
                 shift = rng.uniform((0, 0), (W, H)) - np.nanmean(pose2d, 0)
                 fx = pose2d + shift + rng.normal(0, noise_px, pose2d.shape)
-                keep = (rng.random(J) < rng.uniform(0.5, 1.0)) & np.all((fx >= 0) & (fx < (W, H)), -1)
+                inside = np.all((fx >= 0) & (fx < (W, H)), -1)
+                keep = (rng.random(J) < rng.uniform(0.5, 1.0)) & inside
                 slot = order[k]
                 out_x[c, t, slot][keep] = fx[keep]
                 out_c[c, t, slot][keep] = rng.uniform(0.2, 0.7, int(keep.sum()))

@@ -132,7 +132,8 @@ def _check_num_people(num_people):
         return None
     if isinstance(num_people, (bool, np.bool_)) or not float(num_people).is_integer() \
             or int(num_people) < 1:
-        raise ValueError(f"num_people: expected None, 'auto' or an integer >= 1, got {num_people!r}")
+        raise ValueError(f"num_people: expected None, 'auto' or an integer >= 1, "
+                         f"got {num_people!r}")
     return int(num_people)
 
 
@@ -150,7 +151,8 @@ def associate_people(x, confidence=None, K=None, *, image_size=None, num_people=
         num_people: ``N``, or None / ``"auto"``: the number of persistent 3D tracks.
         seed: RANSAC seed. threshold: grouping threshold (median Sampson distance, px; default
             3 × the median cheapest match, at least 12 px, before calibration;
-            ``max(6, 1.5 ·`` the calibration's outlier threshold``)`` after). max_px: the 2D tracker's gate (:func:`track_people`).
+            ``max(6, 1.5 ·`` the calibration's outlier threshold``)`` after).
+        max_px: the 2D tracker's gate (:func:`track_people`).
         min_track_frames: frames a 3D track needs to be a person (default ``max(10, min(25,
             5 % of T))``). rig_options: passed to :func:`geometry.reconstruct_rig`.
     Returns:

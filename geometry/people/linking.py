@@ -14,7 +14,8 @@ from scipy.optimize import linear_sum_assignment
 
 from .tracking import nanmedian_last
 
-__all__ = ["join_split_groups", "link_groups", "join_by_2d_tracks", "join_duplicate_tracks", "merge_tracks", "repair_from_tracks", "body_signature"]
+__all__ = ["join_split_groups", "link_groups", "join_by_2d_tracks", "join_duplicate_tracks",
+           "merge_tracks", "repair_from_tracks", "body_signature"]
 
 
 def _median_joint_distance(A, B):

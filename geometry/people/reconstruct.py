@@ -17,7 +17,7 @@ from ..camera import projection_matrix
 from ..rig import reconstruct_rig
 from ..triangulation import triangulate_multiview
 from .associate import PeopleAssociation, associate_people, calibration_views
-from .tracking import check_people_inputs, nanmedian_last
+from .tracking import check_people_inputs
 from .views import moving_frames, relative_motion
 
 __all__ = ["PeopleReconstruction", "reconstruct_people"]
@@ -107,7 +107,8 @@ def reconstruct_people(x, confidence=None, K=None, *, image_size=None, num_peopl
         min_motion_px: calibration uses a person's frames only where they moved more than this
             (median joint displacement over all cameras, px) since the previous frame used, and
             a person who stands still (median displacement from their median pose < 3 % of their
-            image size in every camera) gives one frame; every frame is triangulated. 0 = all frames.
+            image size in every camera) gives one frame; every frame is triangulated.
+            0 = all frames.
         rig_options: passed to :func:`geometry.reconstruct_rig` (``refine_focal``,
             ``subject_height``/``height_joints``, ``up_joints``, …; metric scale and the up
             direction are taken from all people together).

@@ -18,8 +18,8 @@ from ..camera import fundamental_from_pose
 from ..epipolar import estimate_fundamental
 from .tracking import nanmedian_last
 
-__all__ = ["moving_frames", "relative_motion", "sampson_px", "pair_costs", "cluster_frames", "bootstrap_fundamentals",
-           "fundamentals_from_cameras"]
+__all__ = ["moving_frames", "relative_motion", "sampson_px", "pair_costs", "cluster_frames",
+           "bootstrap_fundamentals", "fundamentals_from_cameras"]
 
 
 def sampson_px(F, x1, x2):
