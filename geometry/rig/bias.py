@@ -12,7 +12,8 @@ foreshortening). That gauge keeps the biases from absorbing camera motion; only 
 joint-to-joint pattern is left, which no camera motion explains. Measured on the Pose2Sim
 balancing trial (median rotation error vs the Qualisys calibration): 0.67° with the affine
 gauge, 0.79° with a 4-parameter similarity gauge, 0.83° without a gauge, 0.92° with the exact
-first-order camera-pose field, 1.06° without bias estimation. :func:`reconstruct_rig` alternates it with bundle adjustment (``joint_bias=True``).
+first-order camera-pose field, 1.06° without bias estimation. :func:`reconstruct_rig`
+alternates it with bundle adjustment (``joint_bias=True``).
 """
 from __future__ import annotations
 
