@@ -149,6 +149,14 @@ def _pose2sim(args, rows, notes):
     notes[case] = (f"{rec.num_people} 3D tracks, lengths {rec.track_length.tolist()} of "
                    f"{x.shape[1]} frames, cameras per person {[int(v) for v in views]}, median "
                    f"reprojection px {np.round(rec.person_reprojection_px, 2).tolist()}")
+    rec2 = geo.reconstruct_people(x, conf, K, min_confidence=0.2, num_people=2, seed=args.seed)
+    err2 = _pair_errors(rec2.R, R_true)
+    views2 = [(rec2.identity == n).any(-1).any(-1).sum() for n in range(rec2.num_people)]
+    rows.append({"case": case, "method": "epigeo reconstruct_people, num_people=2",
+                 "people": rec2.num_people, "median_rot_deg": float(np.median(err2)),
+                 "max_rot_deg": float(np.max(err2))})
+    notes[case + ", num_people=2"] = (f"track lengths {rec2.track_length.tolist()}, cameras "
+                                      f"per person {[int(v) for v in views2]}")
     d = np.load(root / "pose2sim_demo.npz")
     case = "Pose2Sim balancing (real OpenPose, bystander in cam01/cam02), K known"
     xa, ca = pose2sim_views(d, "balancing_kp2d_all_people")

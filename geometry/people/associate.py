@@ -279,7 +279,7 @@ def assign_with_cameras(x, w, det, tracks, K, R, t, camera_valid, outlier_px, *,
     track3d[linked] = np.unique(track3d[linked], return_inverse=True)[1]
     track3d, joined_dup = join_duplicate_tracks(track3d, Xg, gframe[multi], gate=gate)
     person_g, n = merge_tracks(track3d, Xg, gframe[multi], gate=gate, num_people=num_people,
-                               min_length=min_length)
+                               min_length=min_length, views=gviews[multi])
     pos = np.full(int(gid.max()) + 1 if gid.size and gid.max() >= 0 else 0, -1, np.int64)
     pos[multi] = np.arange(G)
     c, tt, p = np.nonzero(gid >= 0)

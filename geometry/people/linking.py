@@ -198,14 +198,15 @@ def _signature_cost(sa, sb):
 
 
 def merge_tracks(track, Xg, group_frame, *, gate: float, num_people: int | None,
-                 min_length: int, max_gap: int = 100):
+                 min_length: int, max_gap: int = 100, views=None):
     """People from 3D tracks → ``person (G,)`` int64 (``-1``: no person) and ``num_people``.
 
     A track that starts within ``max_gap`` frames after another ends, near its last pose
     (``gate`` grown by 5 % per frame), continues it. With ``num_people`` given, while more than
     ``num_people`` long tracks remain, the two that never share a frame and have the most similar
     body proportions (:func:`body_signature`) are joined. Tracks with fewer than ``min_length``
-    frames are no one; of the rest the longest ``num_people`` are kept. People are numbered by
+    frames are no one; of the rest the ``num_people`` seen in most frames (then with most
+    detections, ``views (G,)`` per group) are kept. People are numbered by
     their first frame (then the longer first)."""
     n = int(track.max()) + 1 if track.size and track.max() >= 0 else 0
     gs = [np.flatnonzero(track == k) for k in range(n)]
@@ -253,7 +254,10 @@ def merge_tracks(track, Xg, group_frame, *, gate: float, num_people: int | None,
             frames[a] = np.union1d(frames[a], frames.pop(b))
     keep = [r for r in frames if frames[r].size >= min_length]
     if num_people is not None and len(keep) > num_people:
-        keep = sorted(keep, key=lambda r: -frames[r].size)[:num_people]
+        # the most observed: frames, then detections (cameras × frames)
+        w = np.ones(track.shape) if views is None else np.asarray(views, np.float64)
+        support = {r: w[np.isin(track, np.flatnonzero(root == r))].sum() for r in keep}
+        keep = sorted(keep, key=lambda r: (-frames[r].size, -support[r]))[:num_people]
     keep = sorted(keep, key=lambda r: (frames[r].min(), -frames[r].size, r))
     pid = np.full(n, -1, np.int64)
     for i, r in enumerate(keep):
