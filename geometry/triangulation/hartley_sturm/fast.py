@@ -34,7 +34,7 @@ _F, _E1, _E2, _EN, _PN, _H, _P, _DS, NCONST = 0, 9, 12, 15, 17, 41, 45, 69, 71
 _NJ = dict(cache=True, error_model="numpy")
 
 
-@njit(inline="always", **_NJ)
+@njit(forceinline=True, **_NJ)
 def _g7(p0, p1, p2, p3, p4, p5, p6, t):
     """Value and derivative of ``p0 + p1 t + … + p6 t⁶``."""
     f = p6
@@ -54,7 +54,7 @@ def _g7(p0, p1, p2, p3, p4, p5, p6, t):
     return f, d
 
 
-@njit(inline="always", **_NJ)
+@njit(forceinline=True, **_NJ)
 def _cost(t, f12, f22, a, b, c, d):
     p = a * t + b
     q = c * t + d
@@ -63,7 +63,7 @@ def _cost(t, f12, f22, a, b, c, d):
     return v if den > 0.0 else np.inf
 
 
-@njit(inline="always", **_NJ)
+@njit(forceinline=True, **_NJ)
 def _lane_correct(C, x1, y1, x2, y2):
     """Branch-free certified correction of one point: ``(ok, u1, v1, u2, v2)``; ``ok`` False
     means "not certified here" (the scalar path decides), not "invalid". ``C``: the pair's
@@ -166,14 +166,14 @@ def _lane_correct(C, x1, y1, x2, y2):
     return ok, u1, v1, u2, v2
 
 
-@njit(inline="always", **_NJ)
+@njit(forceinline=True, **_NJ)
 def _plane(C, o, r, x):
     """Row ``r`` minus ``x`` times row 2 of the 3x4 camera at ``C[o:o + 12]``."""
     return (C[o + 4 * r] - x * C[o + 8], C[o + 4 * r + 1] - x * C[o + 9],
             C[o + 4 * r + 2] - x * C[o + 10], C[o + 4 * r + 3] - x * C[o + 11])
 
 
-@njit(inline="always", **_NJ)
+@njit(forceinline=True, **_NJ)
 def _meet(C, u1, v1, u2, v2, o1, w1, o2, w2):
     """World point where the rays of the corrected pair ``(u1, v1), (u2, v2)`` meet, its RMS
     reprojection error against the observations ``(o1, w1), (o2, w2)`` and depth signs:
@@ -265,12 +265,12 @@ def pair_constants(F, E1, E2, Pn, H, P, ds, C):
             C[b, _H + i] = H[b, i]
 
 
-@njit(inline="always", **_NJ)
+@njit(forceinline=True, **_NJ)
 def _finite0(v):
     return v if abs(v) < np.inf else 0.0
 
 
-@njit(inline="always", **_NJ)
+@njit(forceinline=True, **_NJ)
 def _lanes(Cb, W):
     """The branch-free pass over one block: inputs in rows 0-3 of ``W`` (``W[k * LANES + j]``),
     results in rows 4-13 (u1, v1, u2, v2, X, Y, Z, err, ok, positive)."""
