@@ -13,8 +13,10 @@ $(BIN)/python:
 # Runtime only (numpy, scipy, numba, opencv): enough for the geometry and the demo.
 # ... then compile the Numba kernels into the on-disk cache, two groups in two processes, so
 # that the first call does not wait minutes for compilation (learn/warmup.py).
+# --no-compile: pip would byte-compile every installed module (≈ 15 s of CPU, mostly plotly's
+# thousands of files); Python compiles the few that are imported on first use instead.
 $(VENV)/.base: $(BIN)/python setup.py
-	$(PIP) install -q -e .
+	$(PIP) install -q --no-compile -e .
 	$(BIN)/python -m learn.warmup --jobs 2
 	touch $@
 
