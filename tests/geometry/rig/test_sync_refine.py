@@ -17,6 +17,14 @@ def walking():
     return pose.make_people(1, ("walk",), 200 * FINE, fps=50.0 * FINE, noise=noise, seed=4)
 
 
+@pytest.fixture(scope="module")
+def moving():
+    """The same ring and noise, a subject moving every limb (``random`` motion)."""
+    noise = pose.DetectorNoise(sigma_px=2.0, outlier_ratio=0.05, missing_ratio=0.0,
+                               swap_ratio=0.0)
+    return pose.make_people(1, ("random",), 200 * FINE, fps=50.0 * FINE, noise=noise, seed=5)
+
+
 def _delayed(people, delays, T=150, start=20):
     """Camera ``c``'s frame ``t`` shows the instant ``t + delays[c]`` (frames at 50 fps)."""
     return np.stack([people.x[c, (start * FINE + np.round((np.arange(T) + d) * FINE)).astype(int)]
@@ -33,19 +41,24 @@ def test_offsets_with_true_cameras_whole_and_fractional(walking):
     assert np.all(r["offset_std"][1:] < 0.15) and r["offset_std"][0] == 0
 
 
-def test_synchronise_rig_recovers_offsets_and_cameras(walking):
+def test_synchronise_rig_recovers_offsets_and_cameras(moving):
+    """(On walking, the rig absorbs part of the offsets: offsets ~0.1 frame and rotations
+    ~0.15° off at the joint fixed point; see benchmarks/accuracy_offsets.py.)"""
     delays = np.array([0.0, 2.0, -3.4, 1.7])
-    x = _delayed(walking, delays, T=120)
-    rig = walking.rig
+    x = _delayed(moving, delays, T=120)
+    rig = moving.rig
     s = geo.synchronise_rig(x, rig.K, max_offset=5, max_rounds=3, rig_replicates=1)
     assert np.all(np.abs(s.offsets + delays) < 0.15), s.offsets
     assert s.confident.all()
     assert s.history.shape[1] == 4 and np.all(s.history[:, 0] == 0)
-    # the rig of the resynchronised views: relative rotations within 0.3° of the truth
-    for c in range(1, 4):
-        Rr = s.rig.R[c] @ s.rig.R[0].T
-        Rt = rig.R[c] @ rig.R[0].T
-        assert geo.rotation_error_deg(Rr, Rt) < 0.3
+    # the rig of the resynchronised views is as good as one from synchronised views
+    synced = geo.reconstruct_rig(_delayed(moving, np.zeros(4), T=120), rig.K)
+    assert _median_rot(s.rig.R, rig.R) <= 1.2 * _median_rot(synced.R, rig.R) + 0.05
+
+
+def _median_rot(R, R_true):
+    return float(np.median([geo.rotation_error_deg(R[j] @ R[i].T, R_true[j] @ R_true[i].T)
+                            for i in range(4) for j in range(i + 1, 4)]))
 
 
 def test_frozen_camera_is_flagged(walking):
@@ -64,7 +77,7 @@ def test_frozen_camera_is_flagged(walking):
 
 def test_synchronise_session_two_trials(walking):
     d1, d2 = np.array([0.0, 1.5, -2.0, 0.0]), np.array([0.0, -1.0, 0.0, 2.5])
-    t1, t2 = _delayed(walking, d1, T=80, start=20), _delayed(walking, d2, T=80, start=110)
+    t1, t2 = _delayed(walking, d1, T=70, start=20), _delayed(walking, d2, T=70, start=110)
     off, res, cal = geo.synchronise_session([t1, t2], walking.rig.K, max_offset=4, max_rounds=2)
     assert off.shape == (2, 4) and cal.valid and len(res) == 2
     assert np.all(np.abs(off[0] + d1) < 0.15) and np.all(np.abs(off[1] + d2) < 0.15), off
