@@ -11,7 +11,9 @@
    cameras) vs a different instant, and/or flipped (one view mirrored) vs not. Unsynchronised
    offsets are kept only where the 2D detections move vertically by a visible amount, and a
    curriculum goes from large to small offsets. Three pretexts: sync only, flip only, both.
-   Accuracies are measured on pairs of the held-out subject.
+   Accuracies are measured on pairs of the held-out subject, on training pairs, and on the
+   same training pairs re-rendered with new clothes and backgrounds (learned pose vs memorised
+   images).
 4. Fine-tuning: the volumetric 3D network (:class:`learn.heatmap_net.HeatmapNet`) from each
    pretext backbone and from scratch, on a few labelled views (true root-relative,
    scale-normalised 3D), same initialisation of the rest, 3 seeds per budget.
@@ -36,22 +38,27 @@ from learn.sync_diagnose import (accuracy_by, crop_keypoints, keypoint_sync_logi
 from learn.sync_pretext import (SyncNet, choose_labelled, evaluate_pose, finetune_pose,
                                 pretext_accuracy, sample_pairs, train_pretext,
                                 transfer_backbone)
+from learn.sync_tuples import train_sync_tuples
 from learn.train import get_device, save_checkpoint, seed_everything, set_threads, write_report
 from pose.metrics import n_mpjpe
 from pose.synthetic import make_people
 
-QUICK = dict(data=dict(num_subjects=5, frames_per_clip=60),
-             model=dict(size=64, width=32, depth=16, embed=256),
-             pretext=dict(steps=dict(sync=450, flip=120, both=0), batch=32, lr=2e-3,
-                          min_offset=8, max_offset=30, min_motion=0.02, stages=3,
-                          test_pairs=2000),
+# sync pretext: "easy" steps whose offset partner is any frame >= 30 apart of the same person,
+# then "sync" steps over the offset curriculum; "anchors" per step, every view re-rendered
+# with a new appearance at every step (learn.sync_tuples). 32-px crops, width-16 backbone:
+# the CPU budget buys steps, and steps on fresh images are what the sync head needs.
+QUICK = dict(data=dict(num_subjects=9, frames_per_clip=60),
+             model=dict(size=32, width=16, depth=16, embed=256),
+             pretext=dict(steps=dict(sync=600, flip=120, both=0), easy=1500, anchors=8,
+                          batch=32, lr=2e-3, min_offset=8, max_offset=30, min_motion=0.02,
+                          stages=3, test_pairs=2000),
              finetune=dict(budgets=[50, 200], seeds=1, steps=200, batch=32, lr=2e-3,
                            test_views=1200))
-FULL = dict(data=dict(num_subjects=8, frames_per_clip=80),
-            model=dict(size=64, width=32, depth=16, embed=256),
-            pretext=dict(steps=dict(sync=2000, flip=300, both=1200), batch=32, lr=2e-3,
-                         min_offset=8, max_offset=30, min_motion=0.02, stages=3,
-                         test_pairs=4000),
+FULL = dict(data=dict(num_subjects=12, frames_per_clip=80),
+            model=dict(size=32, width=16, depth=16, embed=256),
+            pretext=dict(steps=dict(sync=2500, flip=300, both=1200), easy=4000, anchors=8,
+                         batch=32, lr=2e-3, min_offset=8, max_offset=30, min_motion=0.02,
+                         stages=3, test_pairs=4000),
             finetune=dict(budgets=[50, 200, 1000], seeds=3, steps=300, batch=32, lr=2e-3,
                           test_views=1600))
 PRETEXTS = dict(sync=dict(sync_weight=1.0, flip_weight=0.0, flip_ratio=0.0),
@@ -75,6 +82,39 @@ def curriculum(pc):
         f = 1.0 - k / max(n - 1, 1)                  # 1 → 0
         out.append((int(round(lo + 0.5 * f * (hi - lo))), m * (1.0 + f)))
     return out
+
+
+def sync_tuples(net, people, truth_tr, tr, kp_tr, stages, steps, pc, size, args, device):
+    """The sync-only pretext by :func:`learn.sync_tuples.train_sync_tuples`: ``pc["easy"]``
+    steps whose offset partner is any frame >= 30 apart of the same person, then ``steps``
+    over the curriculum ``stages``; every view rendered anew (jitter 0.05) at every step."""
+    C, K = people.rig.num_cameras, people.rig.K
+    sub, clip = people.subject[tr], people.clip[tr]
+    span = int(np.bincount(sub).max())
+    kw = dict(num_cameras=C, sync_ratio=0.0, flip_ratio=0.0)
+    plan = []
+    if pc["easy"] > 0:
+        plan.append((sample_pairs(sub, 20000, min_offset=30, max_offset=max(span - 1, 30),
+                                  seed=args.seed + 40, **kw), pc["easy"],
+                     dict(kind="same person, any frame", min_offset=30)))
+    for k, (lo, mm) in enumerate(stages):
+        n = steps // len(stages) + (k < steps % len(stages))
+        plan.append((sample_pairs(clip, 20000, min_offset=lo, max_offset=pc["max_offset"],
+                                  min_motion=mm, keypoints=kp_tr, seed=args.seed + 41 + k, **kw),
+                     n, dict(min_offset=lo, max_offset=pc["max_offset"], min_motion=mm)))
+
+    def render(frames, seed):
+        return render_all(truth_tr, K, frames, size, seed, jitter=0.05)
+    hp = train_sync_tuples(net, render, [(p, n) for p, n, _ in plan],
+                           anchors_per_step=pc["anchors"], lr=pc["lr"], seed=args.seed,
+                           device=device, progress=not args.no_progress, desc="pretext sync")
+    acc, info, s0 = hp["step_accuracy"], [], 0
+    for (_, n, d), loss in zip(plan, hp["loss"]):
+        last = acc[s0 + max(n - 100, 0):s0 + n]
+        info.append(dict(d, steps=n, loss=loss, batch_accuracy_last100=float(np.mean(last))
+                         if last else None))
+        s0 += n
+    return hp, info
 
 
 def diagnose(people, kp_clean, kp_det, tr, te, pc, seed):
@@ -109,6 +149,8 @@ def main(argv=None):
     p = base_parser(__doc__.splitlines()[0])
     p.add_argument("--pretext-steps", type=int, default=None,
                    help="override the sync-only pretext's steps")
+    p.add_argument("--easy-steps", type=int, default=None,
+                   help="override the sync pretext's easy (same person, any frame) steps")
     p.add_argument("--finetune-steps", type=int, default=None, help="override the config")
     p.add_argument("--budgets", type=int, nargs="+", default=None,
                    help="labelled views for fine-tuning (override the config)")
@@ -122,6 +164,8 @@ def main(argv=None):
            for k, v in (QUICK if args.quick else FULL).items()}
     if args.pretext_steps is not None:
         cfg["pretext"]["steps"]["sync"] = args.pretext_steps
+    if args.easy_steps is not None:
+        cfg["pretext"]["easy"] = args.easy_steps
     if args.finetune_steps is not None:
         cfg["finetune"]["steps"] = args.finetune_steps
     if args.budgets is not None:
@@ -139,6 +183,9 @@ def main(argv=None):
     t0 = time.perf_counter()
     img_tr = render_all(truth_cam, rig.K, tr, size, args.seed + 10, jitter=0.05)
     img_te = render_all(truth_cam, rig.K, te, size, args.seed + 20, jitter=0.0)
+    # the training frames again with new clothes/backgrounds: accuracy on these vs on the
+    # training images tells learning the pose from memorising the images
+    img_trr = render_all(truth_cam, rig.K, tr, size, args.seed + 30, jitter=0.05)
     t_render = time.perf_counter() - t0
     print(f"rendered {img_tr.shape[0] * img_tr.shape[1]} train + "
           f"{img_te.shape[0] * img_te.shape[1]} held-out views ({size}x{size}) in "
@@ -168,27 +215,33 @@ def main(argv=None):
                                   flip_ratio=kw["flip_ratio"], seed=args.seed + 3, **final)
         seed_everything(args.seed)
         net = SyncNet(width=mc["width"], embed=mc["embed"], size=size)
-        hp = train_pretext(net, img_tr, pairs_tr, batch_size=pc["batch"], lr=pc["lr"],
-                           sync_weight=kw["sync_weight"], flip_weight=kw["flip_weight"],
-                           seed=args.seed, device=device, progress=not args.no_progress,
-                           desc=f"pretext {name}")
+        if name == "sync":      # fresh renders, all cross-camera pairs of two instants
+            hp, stage_info = sync_tuples(net, people, truth_cam[:, tr], tr, kp_det[:, tr],
+                                         stages, steps, pc, size, args, device)
+        else:
+            hp = train_pretext(net, img_tr, pairs_tr, batch_size=pc["batch"], lr=pc["lr"],
+                               sync_weight=kw["sync_weight"], flip_weight=kw["flip_weight"],
+                               seed=args.seed, device=device, progress=not args.no_progress,
+                               desc=f"pretext {name}")
+            stage_info = [dict(min_offset=lo, max_offset=pc["max_offset"], min_motion=mm,
+                               steps=n) for (lo, mm), n in zip(stages, hp["stage_steps"])]
         acc_te = pretext_accuracy(net, img_te, pairs_te, device=device, details=True)
         acc_tr = pretext_accuracy(net, img_tr, pairs_trev, device=device)
+        acc_trr = pretext_accuracy(net, img_trr, pairs_trev, device=device)
         ok_s = acc_te.pop("sync_correct")
         acc_te.pop("flip_correct")
         gap = np.abs(pairs_te.offset)
         bins = np.where(pairs_te.sync, "0", np.where(gap < 16, "8-15", "16-30"))
         mot = np.array(people.motion_names)[people.motion[te][pairs_te.frame_a]]
-        pre[name] = dict(held_out=acc_te, train=acc_tr, steps=len(hp["step_loss"]),
-                         stages=[dict(min_offset=lo, max_offset=pc["max_offset"],
-                                      min_motion=mm, steps=n)
-                                 for (lo, mm), n in zip(stages, hp["stage_steps"])],
+        pre[name] = dict(held_out=acc_te, train=acc_tr, train_rerendered=acc_trr, steps=len(hp["step_loss"]),
+                         stages=stage_info,
                          stage_loss=hp["loss"], seconds=hp["seconds"],
                          sync_by_offset=accuracy_by(ok_s, bins),
                          sync_by_motion=accuracy_by(ok_s, mot), **kw)
         heads = [h for h, w in (("sync", kw["sync_weight"]), ("flip", kw["flip_weight"])) if w]
         print(f"pretext {name} ({hp['seconds']:.0f} s, {len(hp['step_loss'])} steps): held-out "
-              + ", ".join(f"{h} {acc_te[h]:.1%} (train {acc_tr[h]:.1%})" for h in heads)
+              + ", ".join(f"{h} {acc_te[h]:.1%} (train {acc_tr[h]:.1%}, re-rendered "
+                        f"{acc_trr[h]:.1%})" for h in heads)
               + "; chance 50%")
         nets[name] = net
         if args.out:

@@ -261,7 +261,11 @@ class SyncNet(nn.Module):
                              f"{tuple(xb.shape)}")
         B = xa.shape[0]
         e = self.embed(torch.cat([xa, xb], 0))          # one batch: shared BN statistics
-        z = torch.cat([e[:B] + e[B:], (e[:B] - e[B:]).abs()], -1)
+        return self.pair_logits(e[:B], e[B:])
+
+    def pair_logits(self, ea: torch.Tensor, eb: torch.Tensor) -> torch.Tensor:
+        """Late fusion of view embeddings ``ea, eb (B, embed)`` → logits ``(B, 2)``."""
+        z = torch.cat([ea + eb, (ea - eb).abs()], -1)
         return torch.cat([self.sync_head(z), self.flip_head(z)], -1)
 
 

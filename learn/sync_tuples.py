@@ -1,0 +1,134 @@
+"""Sync pretext on fresh renders, all cross-camera pairs of two instants per step (torch).
+
+Why (issue #20, ``examples/sync_probes``): on a fixed set of rendered training images the
+image sync head reaches ~88 % on training pairs and stays at chance on an unseen subject: every
+image has its own random clothes and background, so the network learns which frame each
+*image* is, not the pose. Rendering every view anew at every step (new clothes, background,
+light, crop jitter) makes that memorising impossible; what is left to learn is the pose.
+
+One step takes ``A`` anchors ``(t, t + o)`` (frame pairs of a :class:`learn.sync_pretext.PairSet`
+whose ``frame_a``/``frame_b`` give the two instants), renders the ``C`` views of both instants
+(``2·C·A`` images through the backbone) and scores every cross-camera pair among them:
+``C(C−1)`` synchronised pairs (two cameras, same instant, both instants) and ``C(C−1)`` offset
+pairs (camera ``i`` at ``t``, camera ``j ≠ i`` at ``t + o``) per anchor, balanced — 24 pairs per
+8 images with 4 cameras, against 4 for independent pairs.
+
+- :func:`tuple_pairs`: the pair indices and labels of one anchor.
+- :func:`train_sync_tuples`: the training loop (stages trained in order: e.g. an easy stage
+  whose offset partner is any frame of the same person far apart, then large, then small
+  offsets), sync head only.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as Fn
+from tqdm.auto import tqdm
+
+from .sync_pretext import PairSet, SyncNet
+from .train import TrainHistory, seed_everything
+
+__all__ = ["tuple_pairs", "train_sync_tuples"]
+
+
+def tuple_pairs(num_cameras: int):
+    """Pairs among the ``2·C`` views of one anchor, view ``v = k·C + c`` = camera ``c`` at
+    instant ``k`` (0: ``t``, 1: ``t + o``). Returns ``(va, vb, sync)``, int64 ``(2·C(C−1),)``
+    view indices and bool labels: first the ``C(C−1)`` synchronised pairs (``c < c'``, both
+    instants), then the ``C(C−1)`` offset pairs (camera ``i`` at ``t``, camera ``j ≠ i`` at
+    ``t + o``). Always two different cameras."""
+    if num_cameras < 2:
+        raise ValueError(f"num_cameras: expected >= 2, got {num_cameras}")
+    C = num_cameras
+    iu, ju = np.triu_indices(C, 1)
+    ii, jj = np.nonzero(~np.eye(C, dtype=bool))
+    va = np.concatenate([iu, C + iu, ii])
+    vb = np.concatenate([ju, C + ju, C + jj])
+    sync = np.arange(va.size) < 2 * iu.size
+    return va.astype(np.int64), vb.astype(np.int64), sync
+
+
+def train_sync_tuples(model: SyncNet, render: Callable, stages, *, anchors_per_step: int = 8,
+                      lr: float = 2e-3, seed: int = 0, device=None, progress: bool = True,
+                      desc: str = "sync tuples") -> TrainHistory:
+    """Train ``model``'s sync head (and its streams) in place on fresh renders.
+
+    Args:
+        render: ``render(frames (n,) int64, seed: int) -> (C, n, 3, S, S)`` uint8 (array or
+            tensor): the ``C`` camera views of each frame, drawn with a new appearance for each
+            ``seed`` (e.g. :func:`learn.render.render_people` of the camera-frame poses).
+        stages: sequence of ``(anchors, steps)``: a :class:`learn.sync_pretext.PairSet` whose
+            ``frame_a``, ``frame_b`` are the two instants of each anchor (``frame_a !=
+            frame_b``; sample it with ``sync_ratio=0``), and the number of steps drawn from it
+            (anchors with replacement, seeded). Stages are trained in order under one Adam
+            optimiser and one cosine schedule (to ``lr / 20``); gradients clipped at norm 5.
+        anchors_per_step: ``A``; each step renders ``2·C·A`` images and scores
+            ``2·C(C−1)·A`` pairs (:func:`tuple_pairs`) with binary cross-entropy.
+    Returns:
+        :class:`learn.train.TrainHistory` with ``step_loss``, ``step_accuracy`` (training
+        batches, before the step), ``loss`` per stage, ``stage_steps`` and ``seconds``.
+        Deterministic given ``seed`` and a deterministic ``render`` (on CPU).
+    """
+    stages = list(stages)
+    if not stages or not all(isinstance(p, PairSet) and int(n) >= 0 for p, n in stages):
+        raise ValueError("stages: expected a non-empty sequence of (PairSet, steps >= 0)")
+    if anchors_per_step < 1:
+        raise ValueError(f"anchors_per_step: expected >= 1, got {anchors_per_step}")
+    for p, _ in stages:
+        if np.any(p.frame_a == p.frame_b):
+            raise ValueError("stages: anchors need frame_a != frame_b (sample with "
+                             "sync_ratio=0)")
+    total = sum(int(n) for _, n in stages)
+    if total < 1:
+        raise ValueError("stages: no steps to train")
+    seed_everything(seed)
+    rng = np.random.default_rng(seed)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total, eta_min=lr / 20)
+    hist = TrainHistory(loss=[], step_loss=[], step_accuracy=[],
+                        stage_steps=[int(n) for _, n in stages], seconds=0.0)
+    A = anchors_per_step
+    t0 = time.perf_counter()
+    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False, mininterval=1.0)
+    model.train()
+    step = 0
+    for anchors, n in stages:
+        losses = []
+        for _ in range(int(n)):
+            k = rng.integers(0, len(anchors), A)
+            frames = np.concatenate([anchors.frame_a[k], anchors.frame_b[k]])
+            x = torch.as_tensor(np.asarray(render(frames, seed * 1_000_003 + step)))
+            C = x.shape[0]
+            if x.ndim != 5 or x.shape[1] != 2 * A or x.dtype != torch.uint8:
+                raise ValueError(f"render: expected uint8 (C, {2 * A}, 3, S, S), got "
+                                 f"{x.dtype} {tuple(x.shape)}")
+            va, vb, sync = tuple_pairs(C)
+            # view v = instant·C + camera; x[:, :A] are the anchors' first instants
+            e = model.embed(x.to(device).reshape(-1, *x.shape[2:]))      # (C·2A, E), cam-major
+            e = e.reshape(C, 2, A, -1).permute(1, 0, 2, 3).reshape(2 * C, A, -1)
+            ea = e[torch.as_tensor(va, device=e.device)].reshape(-1, e.shape[-1])
+            eb = e[torch.as_tensor(vb, device=e.device)].reshape(-1, e.shape[-1])
+            y = torch.as_tensor(np.repeat(sync, A), dtype=torch.float32, device=e.device)
+            logit = model.pair_logits(ea, eb)[:, 0]
+            loss = Fn.binary_cross_entropy_with_logits(logit, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            hist["step_accuracy"].append(float(((logit.detach() > 0).float() == y)
+                                               .float().mean()))
+            step += 1
+            bar.update(1)
+        hist["step_loss"] += losses
+        hist["loss"].append(float(np.mean(losses)) if losses else float("nan"))
+    bar.close()
+    model.eval()
+    hist["seconds"] = time.perf_counter() - t0
+    return hist
