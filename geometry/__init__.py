@@ -49,6 +49,6 @@ from .rig import (BundleResult, FocalResult, RigReconstruction, SessionCalibrati
                   reconstruct_session, select_frames, triangulate_session)
 from .people import (PeopleAssociation, PeopleReconstruction, associate_people,
                      reconstruct_people, track_people)
-from .rig.sync_refine import (SyncedRig, offsets_with_cameras, smooth_tracks,
-                              synchronise_rig, synchronise_session)
+from .rig.sync_refine import offsets_with_cameras, smooth_tracks
+from .rig.sync_joint import SyncedRig, synchronise_rig, synchronise_session
 from .priors import ObservationNoise, SkeletonRefinement, observation_noise, refine_skeleton

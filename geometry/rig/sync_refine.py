@@ -3,17 +3,19 @@
 Convention as :mod:`geometry.rig.sync`: ``offsets[c] = d`` means camera ``c``'s frame ``t + d``
 shows the instant of the reference camera's frame ``t``.
 
-Method (:func:`synchronise_rig`):
+Method (:func:`geometry.synchronise_rig`, in :mod:`geometry.rig.sync_joint`; step 3 is
+:func:`offsets_with_cameras`, here):
 
 1. whole-frame start: :func:`geometry.estimate_time_offsets` (pooled ``F`` per shift);
 2. resynchronise (:func:`apply_time_offsets`) and reconstruct the rig
    (:func:`geometry.reconstruct_rig`);
-3. with the cameras known, every camera's offset is re-estimated against all the others (held
-   at their current offsets): the score of a candidate offset ``d`` is the mean Cauchy loss
-   ``log(1 + (e/s)²)`` of the Sampson distances ``e`` (px) of all joints and frames to every
-   other camera under the rig's fundamental matrices, ``s`` the robust residual scale. Whole
-   shifts in ``[-max_offset, max_offset]`` are scored, then a fine grid (0.05 frame) within a
-   frame of the best, the minimum refined by a parabola through the three lowest grid points.
+3. with the cameras known, every camera pair's score curve ``L_ij(δ)`` is computed: the mean
+   Cauchy loss ``log(1 + (e/s)²)`` of the Sampson distances ``e`` (px, under the rig's
+   fundamental matrix) of all joints and frames with camera ``j`` shifted by ``δ`` against
+   camera ``i``, ``s`` the pair's robust residual scale; on whole shifts in
+   ``±2 max_offset`` and on a 0.05-frame grid near the whole solution. The offsets minimise
+   ``Σ L_ij(o_j − o_i)``: over whole frames (exhaustively), then continuously within a frame
+   (cubic splines through the grid, Powell).
    The tracks are first cleaned of single-frame glitches and smoothed in time by a Gaussian of
    :data:`SMOOTH` = 1.5 frames (NaN-aware): interpolating raw tracks between frames averages
    the detector noise and pulls the score towards half frames; after smoothing, neighbouring
@@ -23,15 +25,14 @@ Method (:func:`synchronise_rig`):
 4. repeat 2–3 until no offset moves by more than ``tol`` (0.02 frame) or ``max_rounds``.
 
 Confidence: the frames are cut into 10 blocks of consecutive frames; the offset is
-re-estimated (whole shift, then the fine minimum) on 40 random halves of the blocks. Their
+re-estimated (whole shifts, then the fine minimum) on :data:`HALVES` random halves of the
+blocks. Their
 spread ``/√2`` is the offset's standard deviation; ``confidence`` = P(|error| < ½ frame) under a
 normal error with that std; ``confident`` also requires that ≥ 90 % of the halves pick the same
 whole-frame neighbourhood (within one frame) and that the score has a real minimum (its depth
 below the far shifts' median at least :data:`MIN_DEPTH`).
 """
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import erf
@@ -40,10 +41,9 @@ from ..camera import fundamental_from_pose
 from ..common.checks import check_int
 from ..common.validate import as_points, check_positive
 from ..epipolar.fundamental import sampson_distance
-from .sync import estimate_time_offsets, shift_frames, temporal_outliers, apply_time_offsets
+from .sync import shift_frames, temporal_outliers
 
-__all__ = ["SyncedRig", "synchronise_rig", "synchronise_session", "offsets_with_cameras",
-           "smooth_tracks"]
+__all__ = ["offsets_with_cameras", "smooth_tracks"]
 
 BLOCKS = 10
 HALVES = 24
@@ -53,32 +53,20 @@ SMOOTH = 1.5         # frames: Gaussian smoothing of the tracks before interpola
 SCALE_FACTOR = 1.0   # Cauchy scale = this × the robust (MAD) scale of the Sampson distances
 
 
-@dataclass(frozen=True)
-class SyncedRig:
-    """Result of :func:`synchronise_rig` (``C`` cameras).
-
-    ``offsets (C,)`` frames (0 for the reference); ``offset_std (C,)`` frames (inf where not
-    computable); ``confidence (C,)`` P(|error| < ½ frame); ``confident (C,)`` bool (False: may
-    be off by half a frame or more); ``agreement (C,)`` fraction of block halves choosing the
-    same whole-frame neighbourhood; ``depth (C,)`` score of the far shifts minus the best
-    score; ``shifts (S,)`` and ``cost (C, S)`` the whole-frame score curves of the last round;
-    ``rig``: the :class:`geometry.RigReconstruction` of the resynchronised views (or the
-    :class:`geometry.SessionCalibration` of a session); ``history``: offsets of each round
-    ``(rounds + 1, C)``; ``converged``: the last round moved no offset by more than ``tol``.
-    """
-
-    offsets: np.ndarray
-    offset_std: np.ndarray
-    confidence: np.ndarray
-    confident: np.ndarray
-    agreement: np.ndarray
-    depth: np.ndarray
-    shifts: np.ndarray
-    cost: np.ndarray
-    rig: object
-    history: np.ndarray
-    converged: bool
-    summary: dict = field(default_factory=dict)
+def _check_common(x, max_offset, reference, tol, max_rounds):
+    x = as_points("x", x)
+    if x.ndim != 4:
+        raise ValueError(f"x: expected shape (C, T, J, 2), got shape {x.shape}")
+    C, T = x.shape[:2]
+    if isinstance(max_offset, bool) or not isinstance(max_offset, (int, np.integer)) \
+            or max_offset < 0 or max_offset >= T:
+        raise ValueError(f"max_offset: expected an integer in [0, {T - 1}], got {max_offset!r}")
+    if not (isinstance(reference, (int, np.integer)) and not isinstance(reference, bool)
+            and 0 <= reference < C):
+        raise ValueError(f"reference: expected a camera index in [0, {C}), got {reference!r}")
+    check_positive("tol", tol)
+    check_int("max_rounds", max_rounds, 1, None)
+    return x
 
 
 def smooth_tracks(x, sigma: float = SMOOTH) -> np.ndarray:
@@ -292,7 +280,7 @@ def offsets_with_cameras(x, K, R, t, offsets=None, *, max_offset: int = 10, refe
     off = np.zeros(C) if offsets is None else offsets.copy()
     off = off - off[reference]
     shifts = np.arange(-max_offset, max_offset + 1)
-    F, scale, centre, pairs = {}, {}, {}, []
+    F, scale, pairs = {}, {}, []
     for i in range(C):
         for j in range(i + 1, C):
             if cv[i] and cv[j]:
@@ -359,205 +347,3 @@ def offsets_with_cameras(x, K, R, t, offsets=None, *, max_offset: int = 10, refe
             res["confident"][c] = bool(res["confidence"][c] >= 0.9 and res["agreement"][c] >= 0.9
                                        and res["depth"][c] >= MIN_DEPTH)
     return dict(res, shifts=shifts, cost=cost)
-
-
-def _check_common(x, max_offset, reference, tol, max_rounds):
-    x = as_points("x", x)
-    if x.ndim != 4:
-        raise ValueError(f"x: expected shape (C, T, J, 2), got shape {x.shape}")
-    C, T = x.shape[:2]
-    if isinstance(max_offset, bool) or not isinstance(max_offset, (int, np.integer)) \
-            or max_offset < 0 or max_offset >= T:
-        raise ValueError(f"max_offset: expected an integer in [0, {T - 1}], got {max_offset!r}")
-    if not (isinstance(reference, (int, np.integer)) and not isinstance(reference, bool)
-            and 0 <= reference < C):
-        raise ValueError(f"reference: expected a camera index in [0, {C}), got {reference!r}")
-    check_positive("tol", tol)
-    check_int("max_rounds", max_rounds, 1, None)
-    return x
-
-
-def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, reference: int = 0,
-                    initial=None, tol: float = 0.02, max_rounds: int = 4,
-                    rig_replicates: int = 3, seed: int = 0, **rig_options) -> SyncedRig:
-    """Time offsets and the rig of an unsynchronised static rig, refined jointly.
-
-    Args:
-        x: ``(C, T, J, 2)`` undistorted pixels (NaN = missing) of one moving person.
-        K: ``(C, 3, 3)``/``(3, 3)`` intrinsics or ``None`` (then ``image_size`` in
-            ``rig_options``, as :func:`geometry.reconstruct_rig`).
-        confidence: optional ``(C, T, J)`` detector confidences, shifted with the tracks and
-            passed to :func:`geometry.reconstruct_rig` (with ``min_confidence`` in
-            ``rig_options``); observations at or below ``min_confidence`` are also left out of
-            the offset scores.
-        max_offset: whole-frame shifts in ``[-max_offset, max_offset]`` are searched.
-        reference: the camera whose clock the offsets are expressed in.
-        initial: ``(C,)`` starting offsets (frames); default :func:`estimate_time_offsets`.
-        tol: stop when no offset moves by more than this (frames) in a round.
-        max_rounds: most reconstruct-and-re-estimate rounds.
-        rig_replicates: random splits of the frame blocks into two halves; on each half the
-            rig is reconstructed again and the offsets re-estimated with it, so that the
-            offset's std also holds the rig's uncertainty (a rig that absorbs part of a time
-            offset). The reported std is the larger of the fixed-rig one and ``spread/√2`` of
-            these ``2 × rig_replicates`` estimates; a replicate more than a frame away also
-            lowers ``agreement``. 0: fixed-rig std only.
-        seed: RANSAC and resampling seed. rig_options: passed to :func:`reconstruct_rig`.
-    Returns:
-        :class:`SyncedRig`; ``rig`` is reconstructed from the views resynchronised with the
-        final offsets. Bad arguments raise ``ValueError`` naming the argument.
-    """
-    from .reconstruct import reconstruct_rig
-    x = _check_common(x, max_offset, reference, tol, max_rounds)
-    rig_replicates = check_int("rig_replicates", rig_replicates, 0, None)
-    C, T, J = x.shape[:3]
-    conf = None
-    if confidence is not None:
-        conf = np.asarray(confidence, dtype=np.float64)
-        if conf.shape != (C, T, J) or not np.all(np.isfinite(conf)):
-            raise ValueError(f"confidence: expected finite shape {(C, T, J)}, got {conf.shape}")
-        lo = float(rig_options.get("min_confidence", 0.0))
-        x = np.where((conf > lo)[..., None], x, np.nan)
-    if initial is None:
-        init = estimate_time_offsets(x, max_offset=max_offset, reference=reference, seed=seed)
-        off = init.offsets.copy()
-    else:
-        off = np.asarray(initial, dtype=np.float64)
-        if off.shape != (C,) or not np.all(np.isfinite(off)):
-            raise ValueError(f"initial: expected {C} finite offsets, got {off!r}")
-        off = off - off[reference]
-    history = [off.copy()]
-    converged, est, rec = False, None, None
-    xs_smooth = smooth_tracks(x)
-    for _ in range(max_rounds):
-        rec = _reconstruct(reconstruct_rig, x, conf, off, K, seed, rig_options)
-        if not rec.valid:
-            break
-        est = offsets_with_cameras(xs_smooth, rec.K, rec.R, rec.t, off, max_offset=max_offset,
-                                   reference=reference, camera_valid=rec.camera_valid,
-                                   seed=seed, smooth=0)
-        new = np.where(np.isfinite(est["offset_std"]), est["offsets"], off)
-        step = float(np.max(np.abs(new - off)))
-        off = new
-        history.append(off.copy())
-        if step < tol:
-            converged = True
-            break
-    if rec is not None and rec.valid and not converged:
-        rec = _reconstruct(reconstruct_rig, x, conf, off, K, seed, rig_options)
-    if est is not None and rig_replicates > 0:
-        est = _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options,
-                                   max_offset, reference, rig_replicates)
-    if est is None:
-        est = dict(offset_std=np.where(np.arange(C) == reference, 0.0, np.inf),
-                   confidence=(np.arange(C) == reference).astype(float),
-                   confident=np.arange(C) == reference, agreement=np.zeros(C),
-                   depth=np.zeros(C), shifts=np.arange(-max_offset, max_offset + 1),
-                   cost=np.full((C, 2 * max_offset + 1), np.inf))
-    return SyncedRig(offsets=off, offset_std=est["offset_std"], confidence=est["confidence"],
-                     confident=est["confident"], agreement=est["agreement"],
-                     depth=est["depth"], shifts=est["shifts"], cost=est["cost"], rig=rec,
-                     history=np.array(history), converged=converged,
-                     summary={"rounds": len(history) - 1})
-
-
-def _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options, max_offset,
-                         reference, splits):
-    """``est`` with ``offset_std``, ``agreement``, ``confidence``, ``confident`` widened by
-    the spread of offsets re-estimated with rigs reconstructed from halves of the frame
-    blocks (see :func:`synchronise_rig`)."""
-    from .reconstruct import reconstruct_rig
-    T = x.shape[1]
-    block = np.arange(T) * BLOCKS // T
-    rng = np.random.default_rng(seed + 1)
-    reps = []
-    for _ in range(splits):
-        perm = rng.permutation(BLOCKS)
-        for h in (perm[:BLOCKS // 2], perm[BLOCKS // 2:]):
-            keep = np.isin(block, h)[None, :, None, None]
-            xh = np.where(keep, x, np.nan)
-            rec = _reconstruct(reconstruct_rig, xh, conf, off, K, seed, rig_options)
-            if not rec.valid:
-                continue
-            e = offsets_with_cameras(np.where(keep, xs_smooth, np.nan), rec.K, rec.R, rec.t,
-                                     off, max_offset=max_offset, reference=reference,
-                                     camera_valid=rec.camera_valid, seed=seed, smooth=0,
-                                     halves=0)
-            reps.append(np.where(rec.camera_valid, e["offsets"], np.nan))
-    est = dict(est)
-    if len(reps) < 2:
-        return est
-    reps = np.array(reps)
-    sd_rig = np.nanstd(reps, 0, ddof=1) / np.sqrt(2.0)
-    far = np.nanmean(np.abs(reps - off) > 1.0, 0)
-    free = np.isfinite(est["offset_std"]) & (np.arange(len(off)) != reference)
-    sd = np.where(free, np.fmax(est["offset_std"], np.nan_to_num(sd_rig, nan=np.inf)),
-                  est["offset_std"])
-    agree = np.where(free, np.minimum(est["agreement"], 1.0 - far), est["agreement"])
-    conf_ = np.where(free, erf(0.5 / (np.sqrt(2.0) * np.maximum(sd, 1e-9))), est["confidence"])
-    est.update(offset_std=sd, agreement=agree, confidence=conf_,
-               confident=np.where(free, (conf_ >= 0.9) & (agree >= 0.9)
-                                  & (est["depth"] >= MIN_DEPTH), est["confident"]),
-               replicates=reps)
-    return est
-
-
-def _reconstruct(reconstruct_rig, x, conf, off, K, seed, rig_options):
-    xs = apply_time_offsets(x, off)
-    cs = None
-    if conf is not None:
-        cs = np.stack([shift_frames(conf[c][..., None].repeat(2, -1), float(off[c]))[..., 0]
-                       for c in range(x.shape[0])])
-        cs = np.nan_to_num(cs, nan=0.0)
-    return reconstruct_rig(xs, K, confidence=cs, seed=seed, **rig_options)
-
-
-def synchronise_session(trials, K=None, *, max_offset: int = 10, reference: int = 0,
-                        tol: float = 0.02, max_rounds: int = 4, seed: int = 0,
-                        **session_options):
-    """Per-trial time offsets of a session and its rig, refined jointly.
-
-    ``trials``: sequence of ``(C, T_i, J, 2)`` undistorted pixels (NaN = missing), one moving
-    person each, same cameras and joints. Each trial's whole-frame start comes from
-    :func:`estimate_time_offsets`; then rounds of :func:`geometry.calibrate_session` on the
-    resynchronised trials and :func:`offsets_with_cameras` per trial with the session's
-    cameras, until no offset moves by more than ``tol`` frames. ``session_options`` go to
-    :func:`geometry.calibrate_session` (``image_size``, ``refine_focal``, …).
-
-    Returns ``(offsets (N, C), results, calibration)``: ``results`` one ``dict`` per trial as
-    :func:`offsets_with_cameras` returns (``offset_std``, ``confidence``, ``confident``, …),
-    ``calibration`` the :class:`geometry.SessionCalibration` of the resynchronised trials.
-    """
-    from .session import calibrate_session
-    if isinstance(trials, np.ndarray) or not hasattr(trials, "__len__") or len(trials) == 0:
-        raise ValueError("trials: expected a non-empty sequence of (C, T, J, 2) arrays")
-    xs = []
-    for i, tr in enumerate(trials):
-        try:
-            xs.append(_check_common(tr, max_offset, reference, tol, max_rounds))
-        except ValueError as exc:
-            raise ValueError(f"trials[{i}]: {exc}") from None
-    C = xs[0].shape[0]
-    if any(x.shape[0] != C or x.shape[2:] != xs[0].shape[2:] for x in xs):
-        raise ValueError("trials: every trial needs the same cameras and joints")
-    off = np.stack([estimate_time_offsets(x, max_offset=max_offset, reference=reference,
-                                          seed=seed).offsets for x in xs])
-    smooth = [smooth_tracks(x) for x in xs]
-    results, cal = None, None
-    for _ in range(max_rounds):
-        cal = calibrate_session([apply_time_offsets(x, o) for x, o in zip(xs, off)], K,
-                                seed=seed, **session_options)
-        if not cal.valid:
-            break
-        results = [offsets_with_cameras(s, cal.K, cal.R, cal.t, o, max_offset=max_offset,
-                                        reference=reference, camera_valid=cal.camera_valid,
-                                        seed=seed, smooth=0) for s, o in zip(smooth, off)]
-        new = np.stack([np.where(np.isfinite(r["offset_std"]), r["offsets"], o)
-                        for r, o in zip(results, off)])
-        step = float(np.max(np.abs(new - off)))
-        off = new
-        if step < tol:
-            break
-    else:
-        cal = calibrate_session([apply_time_offsets(x, o) for x, o in zip(xs, off)], K,
-                                seed=seed, **session_options)
-    return off, results, cal
