@@ -9,6 +9,8 @@ when the number of people is given, by the most similar body proportions);
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -186,7 +188,8 @@ def body_signature(X):
     J = X.shape[1]
     iu, ju = np.triu_indices(J, 1)
     d = np.linalg.norm(X[:, iu] - X[:, ju], axis=-1)
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)               # joints never seen
         return np.nanmedian(d, axis=0) if len(X) else np.full(iu.size, np.nan)
 
 
