@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..camera import projection_matrix
+from ..common.checks import check_int, check_real, check_seed
 from ..rig import reconstruct_rig
 from ..triangulation import triangulate_multiview
 from .linking import (join_by_2d_tracks, join_duplicate_tracks, join_split_groups, link_groups,
@@ -130,11 +131,10 @@ def _adaptive_threshold(D, C, P, floor: float = 12.0) -> float:
 def _check_num_people(num_people):
     if num_people is None or (isinstance(num_people, str) and num_people == "auto"):
         return None
-    if isinstance(num_people, (bool, np.bool_)) or not float(num_people).is_integer() \
-            or int(num_people) < 1:
+    if isinstance(num_people, str):
         raise ValueError(f"num_people: expected None, 'auto' or an integer >= 1, "
                          f"got {num_people!r}")
-    return int(num_people)
+    return check_int("num_people", num_people, 1)
 
 
 def associate_people(x, confidence=None, K=None, *, image_size=None, num_people=None,
@@ -164,6 +164,11 @@ def associate_people(x, confidence=None, K=None, *, image_size=None, num_people=
         tracker ID swaps the association undid) and the calibration's figures.
     """
     N_req = _check_num_people(num_people)
+    seed = check_seed("seed", seed)
+    if threshold is not None:
+        threshold = check_real("threshold", threshold, 0.0, lo_open=True)
+    if min_track_frames is not None:
+        min_track_frames = check_int("min_track_frames", min_track_frames, 1)
     x, w = check_people_inputs(x, confidence)
     C, T, P, J, _ = x.shape
     det = detected_slots(x)

@@ -81,7 +81,7 @@ def link_groups(Xg, group_frame, T, *, gate: float, max_gap: int = 25,
                           for k in alive])
             cost = _median_joint_distance(L, Xg[gs])
             g = gate * (1 + 0.05 * (t - np.array([seen[k] for k in alive]) - 1))
-            feasible = cost <= g[:, None]
+            feasible = np.isfinite(cost) & (cost <= g[:, None])
             r, c = linear_sum_assignment(np.where(feasible, cost, 1e12))
             good = feasible[r, c]
             match[c[good]] = np.array(alive)[r[good]]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..camera import projection_matrix
+from ..common.checks import check_real
 from ..rig import reconstruct_rig
 from ..triangulation import triangulate_multiview
 from .associate import PeopleAssociation, associate_people, calibration_views
@@ -117,6 +118,7 @@ def reconstruct_people(x, confidence=None, K=None, *, image_size=None, num_peopl
         frames without people, people seen by one camera and detector ID swaps are reported in
         ``summary`` and ``messages``, never raised.
     """
+    min_motion_px = check_real("min_motion_px", min_motion_px, 0.0)
     assoc = associate_people(x, confidence, K, image_size=image_size, num_people=num_people,
                              seed=seed, threshold=threshold, max_px=max_px,
                              min_track_frames=min_track_frames, **rig_options)

@@ -11,7 +11,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..common.checks import check_int, check_real
+
 __all__ = ["check_people_inputs", "track_people", "detected_slots", "nanmedian_last"]
+
+MAX_PX = 1e7
+"""Pixel coordinates beyond ± this are treated as missing (no image is that large)."""
 
 
 def check_people_inputs(x, confidence=None):
@@ -25,9 +30,11 @@ def check_people_inputs(x, confidence=None):
     if x.ndim != 5 or x.shape[-1] != 2:
         raise ValueError(f"x: expected shape (C, T, P, J, 2), got shape {x.shape}")
     C, T, P, J, _ = x.shape
-    if C < 2 or J < 1 or P < 1:
-        raise ValueError(f"x: expected >= 2 cameras, >= 1 slot and >= 1 joint, got shape {x.shape}")
-    bad = ~np.isfinite(x).all(-1)
+    if C < 2 or T < 1 or J < 1 or P < 1:
+        raise ValueError(f"x: expected >= 2 cameras, >= 1 frame, >= 1 slot and >= 1 joint, got "
+                         f"shape {x.shape}")
+    # non-finite pixels, and ones absurdly far outside any image, are missing
+    bad = ~np.isfinite(x).all(-1) | (np.abs(x) > MAX_PX).any(-1)
     x[bad] = np.nan
     if confidence is None:
         return x, None
@@ -82,10 +89,8 @@ def track_people(x, confidence=None, *, max_px: float | None = None,
         ``-1`` for empty slots. Assignment per frame is Hungarian on the median joint distance.
     """
     x, _ = check_people_inputs(x, confidence)
-    if max_px is not None and not (np.isfinite(max_px) and max_px > 0):
-        raise ValueError(f"max_px: expected a positive number, got {max_px}")
-    if int(max_gap) < 0:
-        raise ValueError(f"max_gap: expected >= 0, got {max_gap}")
+    max_px = None if max_px is None else check_real("max_px", max_px, 0.0, lo_open=True)
+    max_gap = check_int("max_gap", max_gap, 0)
     C, T, P, J, _ = x.shape
     det = detected_slots(x)
     ids = np.full((C, T, P), -1, np.int64)
@@ -110,7 +115,7 @@ def track_people(x, confidence=None, *, max_px: float | None = None,
                     cost[prev] = step[c, t - 1][np.ix_(slot[alive[prev]], slots)]
                 if not prev.all():
                     cost[~prev] = _pose_distance(last[alive[~prev]], cur)
-                ok = cost <= gate[alive, None]
+                ok = np.isfinite(cost) & (cost <= gate[alive, None])
                 r, k = linear_sum_assignment(np.where(ok, cost, 1e9))
                 good = ok[r, k]
                 match[k[good]] = alive[r[good]]
