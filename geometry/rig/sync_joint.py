@@ -20,7 +20,8 @@ from scipy.special import erf
 
 from ..common.checks import check_int
 from .sync import apply_time_offsets, estimate_time_offsets, shift_frames
-from .sync_refine import BLOCKS, MIN_DEPTH, _check_common, offsets_with_cameras, smooth_tracks
+from .sync_refine import (BLOCKS, MIN_DEPTH, _check_common, _finite, offsets_with_cameras,
+                          smooth_tracks)
 
 __all__ = ["SyncedRig", "synchronise_rig", "synchronise_session"]
 
@@ -88,19 +89,21 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
     C, T, J = x.shape[:3]
     conf = None
     if confidence is not None:
-        conf = np.asarray(confidence, dtype=np.float64)
-        if conf.shape != (C, T, J) or not np.all(np.isfinite(conf)):
-            raise ValueError(f"confidence: expected finite shape {(C, T, J)}, got {conf.shape}")
-        lo = float(rig_options.get("min_confidence", 0.0))
+        conf = _finite("confidence", confidence, ((C, T, J),))
+        lo = rig_options.get("min_confidence", 0.0)
+        if isinstance(lo, bool) or not isinstance(lo, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(lo):
+            raise ValueError(f"min_confidence: expected a finite number, got {lo!r}")
         x = np.where((conf > lo)[..., None], x, np.nan)
     if initial is None:
         init = estimate_time_offsets(x, max_offset=max_offset, reference=reference, seed=seed)
         off = init.offsets.copy()
     else:
-        off = np.asarray(initial, dtype=np.float64)
-        if off.shape != (C,) or not np.all(np.isfinite(off)):
-            raise ValueError(f"initial: expected {C} finite offsets, got {off!r}")
+        off = _finite("initial", initial, ((C,),))
         off = off - off[reference]
+        if np.any(np.abs(off) > max_offset + 1):
+            raise ValueError(f"initial: expected offsets within max_offset + 1 of the "
+                             f"reference, got {off.tolist()}")
     history = [off.copy()]
     converged, est, rec = False, None, None
     xs_smooth = smooth_tracks(x)

@@ -53,6 +53,17 @@ SMOOTH = 1.5         # frames: Gaussian smoothing of the tracks before interpola
 SCALE_FACTOR = 1.0   # Cauchy scale = this × the robust (MAD) scale of the Sampson distances
 
 
+def _finite(name, v, shapes):
+    """``v`` as a finite float array of one of ``shapes``, else ValueError naming ``name``."""
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a finite float array, got {type(v).__name__}") from None
+    if a.shape not in shapes or not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: expected finite values of shape {shapes[0]}, got shape {a.shape}")
+    return a
+
+
 def _check_common(x, max_offset, reference, tol, max_rounds):
     x = as_points("x", x)
     if x.ndim != 4:
@@ -74,7 +85,14 @@ def smooth_tracks(x, sigma: float = SMOOTH) -> np.ndarray:
     (:func:`geometry.rig.sync.temporal_outliers`) and a NaN-aware Gaussian smoothing of
     ``sigma`` frames along ``T`` (samples with no valid neighbour stay NaN)."""
     from scipy.ndimage import gaussian_filter1d
-    x = np.asarray(x, dtype=np.float64)
+    x = as_points("x", x)
+    if x.ndim < 3:
+        raise ValueError(f"x: expected shape (..., T, J, 2), got shape {x.shape}")
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.integer, np.floating)) \
+            or not 0 < sigma <= 100:
+        raise ValueError(f"sigma: expected a number of frames in (0, 100], got {sigma!r}")
+    if x.size == 0:
+        return x.copy()
     flat = x.reshape((-1,) + x.shape[-3:])
     out = np.empty_like(flat)
     for i, xi in enumerate(flat):
@@ -138,9 +156,8 @@ class _Curves:
             self.fine[(i, j)], self.grid[(i, j)] = self._by_block(S, N), g
 
     def _by_block(self, S, N):
-        B = self.blocks.max() + 1
-        Sb = np.stack([S[:, self.blocks == b].sum(1) for b in range(B)], 1)
-        Nb = np.stack([N[:, self.blocks == b].sum(1) for b in range(B)], 1)
+        Sb = np.stack([S[:, self.blocks == b].sum(1) for b in range(BLOCKS)], 1)
+        Nb = np.stack([N[:, self.blocks == b].sum(1) for b in range(BLOCKS)], 1)
         return Sb, Nb
 
     @staticmethod
@@ -261,19 +278,22 @@ def offsets_with_cameras(x, K, R, t, offsets=None, *, max_offset: int = 10, refe
     """
     x = _check_common(x, max_offset, reference, 1.0, 1)
     C = x.shape[0]
-    K = np.asarray(K, dtype=np.float64)
-    K = np.broadcast_to(K, (C, 3, 3)) if K.shape == (3, 3) else K
-    for name, v, shape in (("K", K, (C, 3, 3)), ("R", np.asarray(R, np.float64), (C, 3, 3)),
-                           ("t", np.asarray(t, np.float64), (C, 3))):
-        if v.shape != shape or not np.all(np.isfinite(v)):
-            raise ValueError(f"{name}: expected finite shape {shape}, got {v.shape}")
-    R, t = np.asarray(R, np.float64), np.asarray(t, np.float64)
+    K = _finite("K", K, ((C, 3, 3), (3, 3)))
+    K = np.broadcast_to(K, (C, 3, 3))
+    if np.any(K[:, 0, 0] * K[:, 1, 1] == 0) or np.any(K[:, 2] != [0, 0, 1]):
+        raise ValueError("K: expected upper-triangular intrinsics with non-zero focal lengths")
+    R, t = _finite("R", R, ((C, 3, 3),)), _finite("t", t, ((C, 3),))
     if offsets is not None:
-        offsets = np.asarray(offsets, np.float64)
-        if offsets.shape != (C,) or not np.all(np.isfinite(offsets)):
-            raise ValueError(f"offsets: expected {C} finite offsets, got shape {offsets.shape}")
-    if not (isinstance(smooth, (int, float, np.floating, np.integer)) and smooth >= 0):
-        raise ValueError(f"smooth: expected a number >= 0 (frames), got {smooth!r}")
+        offsets = _finite("offsets", offsets, ((C,),))
+        if np.any(np.abs(offsets) > 1e6):
+            raise ValueError("offsets: expected offsets within ±1e6 frames")
+    if isinstance(smooth, bool) or not isinstance(smooth, (int, float, np.floating, np.integer)) \
+            or not 0 <= smooth <= 100:
+        raise ValueError(f"smooth: expected a number of frames in [0, 100], got {smooth!r}")
+    if camera_valid is not None:
+        camera_valid = np.asarray(camera_valid)
+        if camera_valid.shape != (C,) or camera_valid.dtype != bool:
+            raise ValueError(f"camera_valid: expected ({C},) bool, got {camera_valid!r}")
     xs = smooth_tracks(x, smooth) if smooth > 0 else x
     T = xs.shape[1]
     cv = np.ones(C, bool) if camera_valid is None else np.asarray(camera_valid, bool)

@@ -315,7 +315,8 @@ SPECS = {name[2:]: fn for mod in (globals(), vars(fuzz_specs_rig), vars(fuzz_spe
 SLOW = {"calibrate_session": 30, "reconstruct_session": 30, "triangulate_session": 50,
         "reconstruct_rig": 40, "reconstruct_rig_windowed": 25, "bundle_adjust": 60,
         "estimate_time_offsets": 50, "make_multiview_scene": 60, "estimate_relative_pose": 80,
-        "estimate_fundamental": 80, "associate_people": 25, "reconstruct_people": 25,
+        "estimate_fundamental": 80, "synchronise_rig": 25, "synchronise_session": 20,
+        "offsets_with_cameras": 50, "associate_people": 25, "reconstruct_people": 25,
         "track_people": 60}
 DEFAULT_EXAMPLES = 110
 

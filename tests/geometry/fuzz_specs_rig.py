@@ -112,3 +112,30 @@ def s_select_frames(d):
         min_views=scalar(d, 2), even_fraction=scalar(d, 0.5, extra=(1.0,)),
         pool_size=scalar(d, 50))
 
+
+
+def s_offsets_with_cameras(d):
+    x, K, C, T, J = views(d)
+    return (x, corrupt(d, K), corrupt(d, _MV.rig.R[:C]), corrupt(d, _MV.rig.t[:C])), dict(
+        max_offset=scalar(d, min(2, T - 1)), reference=scalar(d, 0), smooth=scalar(d, 1.5),
+        halves=scalar(d, 4))
+
+
+def s_smooth_tracks(d):
+    x, _, C, T, J = views(d)
+    return (x,), dict(sigma=scalar(d, 1.5))
+
+
+def s_synchronise_rig(d):
+    x, K, C, T, J = views(d)
+    return (x, corrupt(d, K)), dict(max_offset=scalar(d, min(2, T - 1)), max_rounds=scalar(d, 1),
+                                    rig_replicates=scalar(d, 1), tol=scalar(d, 0.02),
+                                    **_rig_kw(d))
+
+
+def s_synchronise_session(d):
+    trials = _trials(d)
+    K = None if d(st.booleans()) else corrupt(d, _MV.rig.K)
+    return (trials, K), dict(image_size=corrupt(d, [1000, 1000]) if K is None else None,
+                             max_offset=scalar(d, 0), max_rounds=scalar(d, 1),
+                             max_frames=scalar(d, 8), ba_iterations=scalar(d, 3))
