@@ -62,10 +62,10 @@ def _informative_frames(xs, N, T, min_px, still: float = 0.03):
     """Person-frames (indices into ``N·T``) for calibration: each person's frames spaced
     ``min_px`` apart along their path (:func:`~geometry.people.views.moving_frames`); a person
     standing still (:func:`~geometry.people.views.relative_motion` under ``still`` in every
-    camera) gives one frame, the one with most joints seen — not ``T`` copies of the same
-    correspondences."""
+    camera) gives nothing when someone else moves — ``T`` copies of one pose would outweigh
+    everyone — and otherwise one frame, the one with most joints seen."""
     C, _, J, _ = xs.shape
-    out = []
+    out, still_frames = [], []
     for n in range(N):
         fr = np.flatnonzero(np.isfinite(xs[:, n * T:(n + 1) * T]).all(-1).any(axis=(0, 2)))
         if fr.size == 0:
@@ -78,11 +78,12 @@ def _informative_frames(xs, N, T, min_px, still: float = 0.03):
                           if np.isfinite(v[c]).all(-1).sum() >= 3])
         if np.all(moved < still):
             nseen = np.isfinite(v).all(-1).sum(axis=(0, 2))
-            out.append(np.array([n * T + fr[int(np.argmax(nseen))]]))
+            still_frames.append(np.array([n * T + fr[int(np.argmax(nseen))]]))
             continue
         poses = v.transpose(1, 0, 2, 3).reshape(fr.size, C * J, 2)
         out.append(n * T + fr[moving_frames(poses, min_px)])
-    return np.concatenate(out) if out else np.zeros(0, np.int64)
+    out = out or still_frames            # still people only count when nobody moves
+    return np.sort(np.concatenate(out)) if out else np.zeros(0, np.int64)
 
 
 def _project(rec, X):
@@ -106,9 +107,10 @@ def reconstruct_people(x, confidence=None, K=None, *, image_size=None, num_peopl
         num_people: ``N`` or None / ``"auto"``. seed: RANSAC seed.
         threshold, max_px, min_track_frames: as in :func:`associate_people`.
         min_motion_px: calibration uses a person's frames only where they moved more than this
-            (median joint displacement over all cameras, px) since the previous frame used, and
-            a person who stands still (median displacement from their median pose < 3 % of their
-            image size in every camera) gives one frame; every frame is triangulated.
+            (median joint displacement over all cameras, px) since the previous frame used; a
+            person who stands still (median displacement from their median pose < 3 % of their
+            image size in every camera) is left out of calibration when someone moves (one frame
+            when nobody does); every frame is triangulated.
             0 = all frames.
         rig_options: passed to :func:`geometry.reconstruct_rig` (``refine_focal``,
             ``subject_height``/``height_joints``, ``up_joints``, …; metric scale and the up
