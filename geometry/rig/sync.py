@@ -17,6 +17,11 @@ are resampled together); the spread of the halves gives each offset a standard d
 confidence, and ``confident=False`` marks offsets that may be off by half a frame or more. On
 synthetic people and on Pose2Sim detections shifted by known amounts the flag catches ≥ 90 % of
 such estimates (see the issue-21 figures in ``tests/geometry/rig/test_quality_flags.py``).
+
+On real detections this pooled-F estimate can be off by a whole frame (the Pose2Sim balancing
+trial shifted by known amounts: up to ~1 frame); :func:`geometry.synchronise_rig`
+(:mod:`geometry.rig.sync_joint`) starts from it and refines the offsets with the rig's cameras
+(``benchmarks/accuracy_offsets.py``).
 """
 from __future__ import annotations
 
