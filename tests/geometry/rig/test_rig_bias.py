@@ -59,6 +59,19 @@ def test_joint_bias_restores_the_rig_under_per_view_joint_biases():
     assert np.nanmedian(on.residuals) < 0.3 * np.nanmedian(off.residuals)
 
 
+def test_noise_level_biases_are_shrunk_away():
+    rng = np.random.default_rng(2)
+    C, T, J = 3, 300, 10
+    obs = rng.uniform(0, 1000, (C, T * J, 2))
+    joint = np.tile(np.arange(J), T)
+    res = rng.normal(0, 2.0, (C, T * J, 2))          # no bias, 2 px noise
+    use = np.ones((C, T * J), bool)
+    b = estimate_joint_bias(res, joint, use, obs, J)
+    b0 = estimate_joint_bias(res, joint, use, obs, J, significance=0.0)
+    assert np.abs(b0).max() > 0.05                     # the raw medians are not 0 ...
+    assert np.linalg.norm(b, axis=-1).mean() < 0.25 * np.linalg.norm(b0, axis=-1).mean()
+
+
 def test_joint_bias_is_a_no_op_on_exact_data():
     sc = geo.make_multiview_scene(40, 17, noise=0.0, outlier_ratio=0.0, seed=1)
     r = geo.reconstruct_rig(sc.x, sc.rig.K, joint_bias=True)
@@ -84,8 +97,8 @@ def test_pose2sim_joint_bias_brings_the_rig_closer_to_qualisys(shared_data):
     off = geo.reconstruct_rig(x, K, confidence=conf, min_confidence=0.2, joint_bias=False)
     e_on = np.median(_pair_rotation_errors(on.R, R_true))
     e_off = np.median(_pair_rotation_errors(off.R, R_true))
-    # measured: 0.67° with, 1.06° without (issue #19 target: 0.8°)
-    assert e_on <= 0.75 and e_on < e_off - 0.25, (e_on, e_off)
+    # measured: 0.74° with, 1.06° without (issue #19 target: 0.8°)
+    assert e_on <= 0.8 and e_on < e_off - 0.2, (e_on, e_off)
 
 
 def test_pose2sim_session_within_one_degree_of_qualisys(shared_data):
@@ -96,7 +109,7 @@ def test_pose2sim_session_within_one_degree_of_qualisys(shared_data):
         confs.append(conf)
     cal, labels = geo.reconstruct_session(xs, K, confidences=confs, min_confidence=0.2)
     err = _pair_rotation_errors(cal.R, R_true)
-    assert np.median(err) <= 0.9, err          # measured 0.81° (1.04° without joint_bias)
+    assert np.median(err) <= 0.95, err         # measured 0.86° (1.04° without joint_bias)
     assert cal.joint_bias.shape == (4, 25, 2)
     # labelling removes the calibration's bias: residuals against the de-biased detections
     r = labels[0].residuals
