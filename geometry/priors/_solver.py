@@ -233,13 +233,14 @@ def _pcg(op, extra, Dinv, b, x, maxiter, rtol=1e-8):
     return x
 
 
-def solve(pb: Problem, X0, *, max_iter: int = 20, tol: float = 1e-7, cg_iter: int = 200):
+def solve(pb: Problem, X0, *, max_iter: int = 20, tol: float = 1e-7, rtol: float = 1e-4,
+          cg_iter: int = 200):
     """Minimise the robust cost from ``X0 (P, 3)`` by damped IRLS Gauss–Newton.
 
     Returns ``(X, iterations, cost)``. Each step solves the Levenberg-damped normal equations
     ``(A + λ diag(A)) δ = −g`` by preconditioned conjugate gradients; it is accepted when the
     robust cost falls, otherwise λ grows tenfold. Stops when no joint moves more than ``tol``
-    times the scene's size, or the cost falls by less than 1e-9 of itself.
+    times the scene's size, or the cost falls by less than ``rtol`` of itself.
     """
     X = np.array(X0, dtype=np.float64)
     cost = evaluate(pb, X)
@@ -266,7 +267,7 @@ def solve(pb: Problem, X0, *, max_iter: int = 20, tol: float = 1e-7, cg_iter: in
             lam *= 10.0
         if not improved:
             break
-        done = (np.abs(step).max() < tol * size) or (cost - cn <= 1e-9 * cost)
+        done = (np.abs(step).max() < tol * size) or (cost - cn <= rtol * cost)
         X, cost = Xn, cn
         lam = max(lam / 10.0, 1e-9)
         if done:
