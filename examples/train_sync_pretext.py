@@ -1,7 +1,7 @@
 """Synchronisation pretext (Jenni & Favaro 2020) on rendered synthetic people, CPU-sized (7.3).
 
 1. Synthetic people (pose.synthetic) filmed by the 4-camera ring; every view rendered by
-   :func:`learn.render.render_people` (64×64 crops centred on the person, random
+   :func:`learn.render.render_people` (32×32 crops centred on the person, random
    clothes/backgrounds per image).
 2. Diagnosis (:mod:`learn.sync_diagnose`): a small classifier on the 2D keypoints of the two
    views (cropped like the images) tells how separable the pairs are, for the old sampler
@@ -11,6 +11,9 @@
    cameras) vs a different instant, and/or flipped (one view mirrored) vs not. Unsynchronised
    offsets are kept only where the 2D detections move vertically by a visible amount, and a
    curriculum goes from large to small offsets. Three pretexts: sync only, flip only, both.
+   The sync-only pretext (:mod:`learn.sync_tuples`) re-renders every view at every step (no
+   image memorised), scores all cross-camera pairs of two instants, and starts with an easy
+   stage (the offset partner is any frame >= 30 apart of the same person).
    Accuracies are measured on pairs of the held-out subject, on training pairs, and on the
    same training pairs re-rendered with new clothes and backgrounds (learned pose vs memorised
    images).

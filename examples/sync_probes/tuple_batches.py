@@ -42,7 +42,7 @@ class Dense(nn.Module):
 ap = argparse.ArgumentParser()
 ap.add_argument("--model", default="row"); ap.add_argument("--steps", type=int, default=300)
 ap.add_argument("--easy", type=int, default=100); ap.add_argument("--A", type=int, default=8)
-ap.add_argument("--shared", type=int, default=0); ap.add_argument("--fresh", type=int, default=0); ap.add_argument("--subjects", type=int, default=5); ap.add_argument("--size", type=int, default=64); ap.add_argument("--width", type=int, default=32); ap.add_argument("--lr", type=float, default=2e-3); ap.add_argument("--jitter", type=float, default=0.05)
+ap.add_argument("--shared", type=int, default=0); ap.add_argument("--seed", type=int, default=0); ap.add_argument("--fresh", type=int, default=0); ap.add_argument("--subjects", type=int, default=5); ap.add_argument("--size", type=int, default=64); ap.add_argument("--width", type=int, default=32); ap.add_argument("--lr", type=float, default=2e-3); ap.add_argument("--jitter", type=float, default=0.05)
 a = ap.parse_args()
 d = build(a.jitter, shared=bool(a.shared), size=a.size, S=a.subjects)
 if a.fresh:
@@ -66,7 +66,7 @@ def anchors(n, stage, seed):
     lo, mm = stage
     return sample_pairs(clip[tr], n, num_cameras=C, min_offset=lo, max_offset=30, min_motion=mm, keypoints=d["kp_det"][:, tr], sync_ratio=0, flip_ratio=0, seed=seed)
 stages = ["easy"] * a.easy + [(19, 0.04)] * (a.steps // 3) + [(14, 0.03)] * (a.steps // 3) + [(8, 0.02)] * (a.steps - 2 * (a.steps // 3))
-torch.manual_seed(0)
+torch.manual_seed(a.seed)
 net = Row(width=a.width, size=a.size) if a.model == "row" else Row(width=a.width, size=a.size, direct=False) if a.model == "rowenc" else Dense(a.width, a.size)
 opt = torch.optim.Adam(net.parameters(), lr=a.lr)
 sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, len(stages), eta_min=a.lr / 20)
@@ -76,9 +76,9 @@ net.train()
 for s, st in enumerate(stages):
     key = str(st)
     if key not in pools: pools[key] = anchors(20000, st, seed=len(pools) + 11)
-    P = pools[key]; k = np.random.default_rng(s).integers(0, len(P), a.A)
+    P = pools[key]; k = np.random.default_rng(s + 100000 * a.seed).integers(0, len(P), a.A)
     fa, fb = P.frame_a[k], P.frame_b[k]
-    x = fresh(np.concatenate([fa, fb]), 1000 + s) if a.fresh else torch.cat([img[:, fa], img[:, fb]], 1)
+    x = fresh(np.concatenate([fa, fb]), 1000 + s + 100000 * a.seed) if a.fresh else torch.cat([img[:, fa], img[:, fb]], 1)
     e = net.embed(x.reshape(-1, *x.shape[2:])).reshape(C, 2 * a.A, -1)
     A = a.A
     # sync: same time, cams iu<ju, both instants; unsync: i at t, j at t+o, i != j
