@@ -69,7 +69,7 @@ def fundamental_problem(x1, x2, mask, threshold, confidence, max_iterations, see
     for i in range(N):
         inl[i] = False
     idx = np.empty(N, dtype=np.int64)
-    n = 0
+    n = np.int64(0)  # int64 from the start: a Literal[int](0) would compile spare specialisations
     for i in range(N):
         if (mask[i] and np.isfinite(x1[i, 0]) and np.isfinite(x1[i, 1])
                 and np.isfinite(x2[i, 0]) and np.isfinite(x2[i, 1])):
@@ -128,7 +128,7 @@ def fundamental_problem(x1, x2, mask, threshold, confidence, max_iterations, see
             break
         for a in range(9):
             cand[a] = best[a]
-        if fk.refine_sampson(q, sub, m, cand, ws, S, 4):
+        if fk.refine_sampson(q, sub, m, cand, ws, S):
             for a in range(9):
                 best[a] = cand[a]
     m = collect_inliers(best, q, n, thr2, fk.sampson_sq, sub)

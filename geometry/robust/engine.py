@@ -113,7 +113,7 @@ def ransac_engine(q, n, thr2, lo_thr2, confidence, max_iterations, state, sample
     """
     D = best.shape[0]
     best_score = np.inf
-    best_cnt = 0
+    best_cnt = np.int64(0)  # not Literal[int](0), which compiles a spare variant
     if n < sample_size:
         return best_score, 0, 0
     k_max = max_iterations
