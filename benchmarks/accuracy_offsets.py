@@ -35,8 +35,9 @@ frame on the five Pose2Sim cases (``estimate_time_offsets``: 0.52–1.0) and 0.0
 random #0, at 1.22 > 1.2) and 0.84–1.13 on CMU. Issue-21 flag set: recall 0.875 / keep 0.83
 (``synchronise_rig``), 0.73 / 0.75 (``estimate_time_offsets``): both below the 0.9 / 0.95
 targets; the misses are hard synthetic cases (turning, 3–4 px, 100 frames) where the rig
-absorbs part of an offset. A rerun of the synthetic part gave different hard-case figures
-(``reconstruct_rig`` is not bit-reproducible run to run on this machine).
+absorbs part of an offset. A separate rerun of the synthetic part gave different hard-case
+figures (max error 1.31 instead of 4.97; recall 5/7, keep 21/29 there): the cause was not
+traced (repeated calls within one process are identical).
 
 ``python -m benchmarks.accuracy_offsets [--quick]`` prints the table and the JSON rows;
 :func:`offset_rows` is what ``python -m benchmarks accuracy`` imports.
