@@ -42,7 +42,7 @@ class Dense(nn.Module):
 ap = argparse.ArgumentParser()
 ap.add_argument("--model", default="row"); ap.add_argument("--steps", type=int, default=300)
 ap.add_argument("--easy", type=int, default=100); ap.add_argument("--A", type=int, default=8)
-ap.add_argument("--shared", type=int, default=0); ap.add_argument("--seed", type=int, default=0); ap.add_argument("--fresh", type=int, default=0); ap.add_argument("--subjects", type=int, default=5); ap.add_argument("--size", type=int, default=64); ap.add_argument("--width", type=int, default=32); ap.add_argument("--lr", type=float, default=2e-3); ap.add_argument("--jitter", type=float, default=0.05)
+ap.add_argument("--shared", type=int, default=0); ap.add_argument("--seed", type=int, default=0); ap.add_argument("--nobn", type=int, default=0); ap.add_argument("--fresh", type=int, default=0); ap.add_argument("--subjects", type=int, default=5); ap.add_argument("--size", type=int, default=64); ap.add_argument("--width", type=int, default=32); ap.add_argument("--lr", type=float, default=2e-3); ap.add_argument("--jitter", type=float, default=0.05)
 a = ap.parse_args()
 d = build(a.jitter, shared=bool(a.shared), size=a.size, S=a.subjects)
 if a.fresh:
@@ -68,6 +68,8 @@ def anchors(n, stage, seed):
 stages = ["easy"] * a.easy + [(19, 0.04)] * (a.steps // 3) + [(14, 0.03)] * (a.steps // 3) + [(8, 0.02)] * (a.steps - 2 * (a.steps // 3))
 torch.manual_seed(a.seed)
 net = Row(width=a.width, size=a.size) if a.model == "row" else Row(width=a.width, size=a.size, direct=False) if a.model == "rowenc" else Dense(a.width, a.size)
+if a.nobn and a.model == "dense":
+    net.net.encoder[-2] = nn.Identity()        # no batch norm on the view embedding
 opt = torch.optim.Adam(net.parameters(), lr=a.lr)
 sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, len(stages), eta_min=a.lr / 20)
 pools = {}
