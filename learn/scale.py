@@ -201,6 +201,7 @@ def reconstruct_sessions(sessions, out, *, client=None, workers: int | None = No
             try:
                 run.outcomes.append(_outcome(s, d, f.result()))
             except Exception as exc:  # noqa: BLE001 - KilledWorker, ValueError, ...
+                f.cancel()              # release its graph: a lost step is not recomputed
                 run.outcomes.append(_outcome(s, d, exc=exc))
         run.seconds = time.perf_counter() - t0
     finally:

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["estimate_joint_bias", "remove_camera_field", "SIGNIFICANCE"]
+from .bundle import bundle_adjust
+
+__all__ = ["estimate_joint_bias", "remove_camera_field", "alternate_bias_rounds", "reproject", "SIGNIFICANCE"]
 
 #: z of the significance shrinkage of :func:`estimate_joint_bias` (see there)
 SIGNIFICANCE = 2.0
@@ -98,3 +100,31 @@ def estimate_joint_bias(residual, joint, use, observed, J, *, prior_count: float
             f = np.where(b2 > 0, np.clip(1.0 - significance ** 2 * se ** 2 / b2, 0.0, 1.0), 0.0)
         bias = remove_camera_field(bias * f[..., None], anchors, known)
     return bias
+
+
+def reproject(K, R, t, X):
+    """Pinhole projections ``(C, n, 2)`` px and depths ``(C, n)`` of ``X (n, 3)`` in cameras
+    ``K, R, t`` (``(C, 3, 3)``, ``(C, 3, 3)``, ``(C, 3)``); NaN/inf where a depth is 0."""
+    Xc = np.einsum("cij,nj->cni", R, X) + t[:, None]
+    z = Xc[..., 2:3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        proj = np.einsum("cij,cnj->cni", K[:, :2, :2], Xc[..., :2] / z) + K[:, None, :2, 2]
+    return proj, Xc[..., 2]
+
+
+def alternate_bias_rounds(xs, jsub, J, m, ws, ba, rounds, ba_kw):
+    """Alternate per-(camera, joint) bias estimation from the residuals of the original
+    detections ``xs (C, n, 2)`` with bundle adjustment on the de-biased ones → ``(bias (C,J,2),
+    last valid BundleResult)``."""
+    bias = np.zeros((xs.shape[0], J, 2))
+    for _ in range(rounds):
+        proj, _ = reproject(ba.K, ba.R, ba.t, ba.X)
+        use = m & np.isfinite(ba.residuals) & ba.point_valid[None]
+        new = estimate_joint_bias(xs - proj, jsub, use, xs, J)
+        nb = bundle_adjust(xs - new[:, jsub], ba.K, ba.R, ba.t,
+                           np.where(ba.point_valid[:, None], ba.X, np.nan), mask=m, weights=ws,
+                           **ba_kw)
+        if not nb.valid:
+            break
+        bias, ba = new, nb
+    return bias, ba

@@ -29,7 +29,7 @@ from .initialise import pairwise_poses, projections, register_cameras
 from ..common.checks import check_int
 from ..common.validate import as_array, as_mask, as_matrix, as_points, check_positive
 from ..alignment import rotation_aligning, scale_from_bone_lengths, scale_from_height, up_from_spine
-from .bias import estimate_joint_bias
+from .bias import alternate_bias_rounds, reproject
 from .bundle import bundle_adjust
 from .frames import select_frames
 from ..triangulation.fusion import triangulate_multiview
@@ -139,14 +139,6 @@ def _unit_scale(t, registered, ref):
     d = [np.linalg.norm(t[c]) for c in others]   # centre of c = −R_cᵀ t_c; |centre| = |t_c|
     s = float(np.median(d)) if d else 1.0
     return s if s > 1e-12 else 1.0
-
-
-def _reproject(K, R, t, X):
-    Xc = np.einsum("cij,nj->cni", R, X) + t[:, None]
-    z = Xc[..., 2:3]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        proj = np.einsum("cij,cnj->cni", K[:, :2, :2], Xc[..., :2] / z) + K[:, None, :2, 2]
-    return proj, Xc[..., 2]
 
 
 def _ba_subset(x, K, obs, T, J, max_points):
@@ -272,7 +264,7 @@ def reconstruct_rig(x, K=None, mask=None, confidence=None, *, image_size=None,
 
     # robust scale of the initial residuals → the loss scale
     use0 = of & reg[:, None] & Xv[None]
-    proj, _ = _reproject(K, R, t, X)
+    proj, _ = reproject(K, R, t, X)
     e0 = np.linalg.norm(proj - xf, axis=-1)[use0]
     sigma0 = float(np.median(e0)) if e0.size else 1.0
     fs = float(np.clip(1.5 * sigma0, 1.0, 30.0)) if f_scale is None else \
@@ -297,9 +289,10 @@ def reconstruct_rig(x, K=None, mask=None, confidence=None, *, image_size=None,
     bias = np.zeros((C, J, 2))
     jidx = np.arange(N) % J
     if joint_bias and ba is not None and ba.valid:
-        bias, ba = _bias_rounds(xf[:, sub], jidx[sub], J, m, wf[:, sub], ba, bias_rounds,
-                                dict(loss=loss, f_scale=fs, refine_focal=refine_focal,
-                                     fixed_cameras=fixed, max_nfev=min(ba_iterations, BIAS_ITER)))
+        bias, ba = alternate_bias_rounds(
+            xf[:, sub], jidx[sub], J, m, wf[:, sub], ba, bias_rounds,
+            dict(loss=loss, f_scale=fs, refine_focal=refine_focal, fixed_cameras=fixed,
+                 max_nfev=min(ba_iterations, BIAS_ITER)))
         R, t, K = ba.R, ba.t, ba.K
         xf = xf - bias[:, jidx]
         summary["joint_bias_median_px"] = float(np.median(np.linalg.norm(bias, axis=-1)))
@@ -341,7 +334,7 @@ def reconstruct_rig(x, K=None, mask=None, confidence=None, *, image_size=None,
     R[~reg] = np.eye(3)
     t[~reg] = 0.0
 
-    proj, depth = _reproject(K, R, t, X)
+    proj, depth = reproject(K, R, t, X)
     seen = of & Xv[None] & reg[:, None]
     residuals = np.where(seen, np.linalg.norm(np.nan_to_num(proj) - np.nan_to_num(xf), axis=-1),
                          np.nan)
@@ -372,24 +365,6 @@ def reconstruct_rig(x, K=None, mask=None, confidence=None, *, image_size=None,
         R=R, t=t, K=K, X=X.reshape(T, J, 3), point_valid=Xv.reshape(T, J),
         residuals=residuals.reshape(C, T, J), inliers=inl.reshape(C, T, J), focal_std=focal_std,
         camera_valid=reg.copy(), metric=metric, valid=True, summary=summary, joint_bias=bias)
-
-
-def _bias_rounds(xs, jsub, J, m, ws, ba, rounds, ba_kw):
-    """Alternate per-(camera, joint) bias estimation from the residuals of the original
-    detections ``xs (C, n, 2)`` with bundle adjustment on the de-biased ones → ``(bias (C,J,2),
-    last valid BundleResult)``."""
-    bias = np.zeros((xs.shape[0], J, 2))
-    for _ in range(rounds):
-        proj, _ = _reproject(ba.K, ba.R, ba.t, ba.X)
-        use = m & np.isfinite(ba.residuals) & ba.point_valid[None]
-        new = estimate_joint_bias(xs - proj, jsub, use, xs, J)
-        nb = bundle_adjust(xs - new[:, jsub], ba.K, ba.R, ba.t,
-                           np.where(ba.point_valid[:, None], ba.X, np.nan), mask=m, weights=ws,
-                           **ba_kw)
-        if not nb.valid:
-            break
-        bias, ba = new, nb
-    return bias, ba
 
 
 def _invalid(C, T, J, K, refine_focal, summary, t0):

@@ -14,7 +14,7 @@ PACKAGES = ("geometry", "pose", "learn")
 # rank of each layer / room: a module may import only from modules of lower or equal rank
 LAYER = {"geometry": 0, "pose": 1, "learn": 2, "benchmarks": 3, "examples": 3}
 ROOM = {"common": 0, "camera": 1, "alignment": 1, "synthetic": 2, "robust": 3, "epipolar": 4,
-        "triangulation": 5, "rig": 6, "torch": 7}
+        "triangulation": 5, "rig": 6, "priors": 6, "people": 7, "torch": 7}
 TOP_LEVEL_ALLOWED = {"__init__.py", "camera.py", "alignment.py", "synthetic.py"}
 
 

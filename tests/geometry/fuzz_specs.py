@@ -9,7 +9,7 @@ import geometry as geo
 
 from .fuzz_values import (_MV, _RING, _TWO, _rng, batch, corrupt, intr, mask, mat, npts, points,
                           rot, scalar, two_view, vec, views, weights)
-from . import fuzz_specs_people, fuzz_specs_rig
+from . import fuzz_specs_people, fuzz_specs_priors, fuzz_specs_rig
 
 
 def s_apply_similarity(d):
@@ -309,15 +309,16 @@ def s_vector_median(d):
     return (points(d, b, n, 3), mask(d, b + (n,))), dict(axis=scalar(d, -2, extra=(5, -9)))
 
 
-SPECS = {name[2:]: fn for mod in (globals(), vars(fuzz_specs_rig), vars(fuzz_specs_people))
-         for name, fn in list(mod.items()) if name.startswith("s_")}   # + the rig, people rooms'
+SPECS = {name[2:]: fn for mod in (globals(), vars(fuzz_specs_rig), vars(fuzz_specs_people),
+                                         vars(fuzz_specs_priors))
+         for name, fn in list(mod.items()) if name.startswith("s_")}   # + the rig, people, priors rooms'
 
 SLOW = {"calibrate_session": 30, "reconstruct_session": 30, "triangulate_session": 50,
         "reconstruct_rig": 40, "reconstruct_rig_windowed": 25, "bundle_adjust": 60,
         "estimate_time_offsets": 50, "make_multiview_scene": 60, "estimate_relative_pose": 80,
         "estimate_fundamental": 80, "synchronise_rig": 25, "synchronise_session": 20,
         "offsets_with_cameras": 50, "associate_people": 25, "reconstruct_people": 25,
-        "track_people": 60}
+        "track_people": 60, "refine_skeleton": 40, "observation_noise": 60}
 DEFAULT_EXAMPLES = 110
 
 
