@@ -144,6 +144,13 @@ def epipolar_pair(x1, x2, K1, K2, mask=None, *, threshold: float = 3.0,
     K1 = np.broadcast_to(as_matrix("K1", K1, 3, 3), batch + (3, 3))
     K2 = np.broadcast_to(as_matrix("K2", K2, 3, 3), batch + (3, 3))
     fr = geo.estimate_fundamental(x1, x2, mask, threshold=threshold, seed=seed)
+    return _pair_from_fundamental(x1, x2, K1, K2, fr)
+
+
+def _pair_from_fundamental(x1, x2, K1, K2, fr) -> PairReconstruction:
+    """:func:`epipolar_pair` after the F-RANSAC step (``fr``: its ``F``, ``inliers``, ``valid``;
+    checked inputs); :mod:`learn.warmup` compiles this part on its own."""
+    batch = x1.shape[:-2]
     E = geo.essential_from_fundamental(fr.F, K1, K2)
     Rc, tc = geo.decompose_essential(E)
     pr = geo.recover_pose(E, x1, x2, K1, K2, mask=fr.inliers)
@@ -178,15 +185,20 @@ def _check_inputs(x, K, confidence, image_size, min_confidence):
     return x, conf, mask, K
 
 
+def _frame_pairs(x, K, mask):
+    """Every camera pair of the frame recipe → ``pairs``, ``x1, x2 (P, T, J, 2)``, ``K1, K2
+    (P, 1, 3, 3)``, ``m (P, T, J)``."""
+    pairs = list(combinations(range(x.shape[0]), 2))
+    I = np.array([p[0] for p in pairs])
+    Jc = np.array([p[1] for p in pairs])
+    return pairs, x[I], x[Jc], K[I][:, None], K[Jc][:, None], mask[I] & mask[Jc]
+
+
 def _frame_mode(x, K, mask, root, threshold, seed):
     """The per-frame EpipolarPose recipe → targets in each camera (normalised), weights, info."""
     C, T, J = x.shape[:3]
-    pairs = list(combinations(range(C), 2))
-    I = np.array([p[0] for p in pairs])
-    Jc = np.array([p[1] for p in pairs])
-    m = mask[I] & mask[Jc]                                           # (P, T, J)
-    rec = epipolar_pair(x[I], x[Jc], K[I][:, None], K[Jc][:, None], m, threshold=threshold,
-                        seed=seed)
+    pairs, x1, x2, K1, K2, m = _frame_pairs(x, K, mask)
+    rec = epipolar_pair(x1, x2, K1, K2, m, threshold=threshold, seed=seed)
     ok = rec.inliers                                                 # (P, T, J)
     X_j = np.einsum("ptab,ptnb->ptna", rec.R, rec.X) + rec.t[:, :, None, :]
     # candidates per camera: the pairs it belongs to, expressed in its own frame
