@@ -149,7 +149,9 @@ def _pose2sim(args, rows, notes):
                  "seconds": sec})
     notes[case] = (f"{rec.num_people} 3D tracks, lengths {rec.track_length.tolist()} of "
                    f"{x.shape[1]} frames, cameras per person {[int(v) for v in views]}, median "
-                   f"reprojection px {np.round(rec.person_reprojection_px, 2).tolist()}")
+                   f"reprojection px {np.round(rec.person_reprojection_px, 2).tolist()}; "
+                   f"tracks not counted (too few cameras): "
+                   f"{rec.summary.get('partial_tracks', [])}")
     rec2 = geo.reconstruct_people(x, conf, K, min_confidence=0.2, num_people=2, seed=args.seed)
     err2 = _pair_errors(rec2.R, R_true)
     views2 = [(rec2.identity == n).any(-1).any(-1).sum() for n in range(rec2.num_people)]

@@ -139,7 +139,8 @@ def _check_num_people(num_people):
 
 def associate_people(x, confidence=None, K=None, *, image_size=None, num_people=None,
                      seed: int = 0, threshold: float | None = None, max_px: float | None = None,
-                     min_track_frames: int | None = None, **rig_options) -> PeopleAssociation:
+                     min_track_frames: int | None = None, min_cameras: int | None = None,
+                     **rig_options) -> PeopleAssociation:
     """Find every person in every camera and frame of a static rig without calibration.
 
     Args:
@@ -154,7 +155,13 @@ def associate_people(x, confidence=None, K=None, *, image_size=None, num_people=
             ``max(6, 1.5 ·`` the calibration's outlier threshold``)`` after).
         max_px: the 2D tracker's gate (:func:`track_people`).
         min_track_frames: frames a 3D track needs to be a person (default ``max(10, min(25,
-            5 % of T))``). rig_options: passed to :func:`geometry.reconstruct_rig`.
+            5 % of T))``).
+        min_cameras: with ``num_people`` None / ``"auto"``, a 3D track is a person only if the
+            median number of cameras that see it per frame is at least this (default
+            ``min(3, C - 1)``, at least 2: someone seen by two of four cameras all along stands
+            outside the capture volume, like the Pose2Sim lab's bystander); such tracks are
+            counted in ``summary["partial_tracks"]``. Ignored when ``num_people`` is a number.
+        rig_options: passed to :func:`geometry.reconstruct_rig`.
     Returns:
         :class:`PeopleAssociation`; ``summary`` holds ``detections``, ``assigned``,
         ``unassigned``, ``per_camera`` (detections, assigned, registered), ``frames_without_people``
@@ -169,8 +176,12 @@ def associate_people(x, confidence=None, K=None, *, image_size=None, num_people=
         threshold = check_real("threshold", threshold, 0.0, lo_open=True)
     if min_track_frames is not None:
         min_track_frames = check_int("min_track_frames", min_track_frames, 1)
+    if min_cameras is not None:
+        min_cameras = check_int("min_cameras", min_cameras, 2)
     x, w = check_people_inputs(x, confidence)
     C, T, P, J, _ = x.shape
+    if min_cameras is None:
+        min_cameras = max(2, min(3, C - 1))
     det = detected_slots(x)
     tracks = track_people(x, max_px=max_px)
     msgs = []
@@ -216,8 +227,12 @@ def associate_people(x, confidence=None, K=None, *, image_size=None, num_people=
     identity, n, info = assign_with_cameras(x, w, det, tracks, rec.K, rec.R, rec.t,
                                             rec.camera_valid, rec.summary["outlier_threshold_px"],
                                             num_people=N_req, threshold=threshold,
-                                            min_length=min_len)
+                                            min_length=min_len, min_cameras=min_cameras)
     summary.update(info)
+    if info["partial_tracks"]:
+        msgs.append(f"{len(info['partial_tracks'])} 3D track(s) seen by fewer than {min_cameras} "
+                    f"cameras per frame (median) are not counted as people: "
+                    f"{info['partial_tracks']} (num_people=N or min_cameras=2 keeps them)")
     if n == 0:
         msgs.append("no person was followed over enough frames in at least two cameras")
     return _result(identity, n, rec, tracks, det, msgs, summary, T, info["one_camera_detections"],
@@ -242,7 +257,7 @@ def _triangulate_groups(x, w, gid, gframe, gviews, K, R, t, camera_valid, outlie
 
 
 def assign_with_cameras(x, w, det, tracks, K, R, t, camera_valid, outlier_px, *, num_people,
-                        threshold, min_length):
+                        threshold, min_length, min_cameras=2):
     """Steps 4–5 of :func:`associate_people` with given cameras → ``identity (C,T,P)``,
     ``num_people`` and a dict of figures."""
     C, T, P, J, _ = x.shape
@@ -283,8 +298,9 @@ def assign_with_cameras(x, w, det, tracks, K, R, t, camera_valid, outlier_px, *,
     linked = track3d >= 0
     track3d[linked] = np.unique(track3d[linked], return_inverse=True)[1]
     track3d, joined_dup = join_duplicate_tracks(track3d, Xg, gframe[multi], gate=gate)
-    person_g, n = merge_tracks(track3d, Xg, gframe[multi], gate=gate, num_people=num_people,
-                               min_length=min_length, views=gviews[multi])
+    person_g, n, partial = merge_tracks(track3d, Xg, gframe[multi], gate=gate,
+                                        num_people=num_people, min_length=min_length,
+                                        views=gviews[multi], min_cameras=min_cameras)
     pos = np.full(int(gid.max()) + 1 if gid.size and gid.max() >= 0 else 0, -1, np.int64)
     pos[multi] = np.arange(G)
     c, tt, p = np.nonzero(gid >= 0)
@@ -314,7 +330,8 @@ def assign_with_cameras(x, w, det, tracks, K, R, t, camera_valid, outlier_px, *,
             "tracks3d_joined_by_2d_tracks": joined_2d, "tracks3d_duplicates_joined": joined_dup,
             "duplicate_detections_dropped": duplicates, "labelled_from_2d_tracks": int(added),
             "one_camera_detections": one, "track_switches_repaired": switches,
-            "unlabelled_group_members": dropped}
+            "unlabelled_group_members": dropped,
+            "partial_tracks": [{"frames": f, "median_cameras": v} for f, v in partial]}
     return identity, n, info
 
 

@@ -201,7 +201,7 @@ def _signature_cost(sa, sb):
 
 
 def merge_tracks(track, Xg, group_frame, *, gate: float, num_people: int | None,
-                 min_length: int, max_gap: int = 100, views=None):
+                 min_length: int, max_gap: int = 100, views=None, min_cameras: int = 2):
     """People from 3D tracks → ``person (G,)`` int64 (``-1``: no person) and ``num_people``.
 
     A track that starts within ``max_gap`` frames after another ends, near its last pose
@@ -209,8 +209,12 @@ def merge_tracks(track, Xg, group_frame, *, gate: float, num_people: int | None,
     ``num_people`` long tracks remain, the two that never share a frame and have the most similar
     body proportions (:func:`body_signature`) are joined. Tracks with fewer than ``min_length``
     frames are no one; of the rest the ``num_people`` seen in most frames (then with most
-    detections, ``views (G,)`` per group) are kept. People are numbered by
-    their first frame (then the longer first)."""
+    detections, ``views (G,)`` per group) are kept; without ``num_people`` a track is a person
+    only where its median number of cameras per frame (``views``) is at least ``min_cameras``
+    (someone at the edge of the capture volume, seen by two of four cameras all along, is not
+    one of the people filmed). People are numbered by their first frame (then the longer
+    first). Returns ``person (G,)``, ``num_people`` and the tracks left out for too few
+    cameras as ``[(frames, median cameras)]``."""
     n = int(track.max()) + 1 if track.size and track.max() >= 0 else 0
     gs = [np.flatnonzero(track == k) for k in range(n)]
     first = np.array([group_frame[g].min() for g in gs], np.int64)
@@ -256,6 +260,12 @@ def merge_tracks(track, Xg, group_frame, *, gate: float, num_people: int | None,
             root[root == b] = a
             frames[a] = np.union1d(frames[a], frames.pop(b))
     keep = [r for r in frames if frames[r].size >= min_length]
+    partial = []
+    if num_people is None and views is not None:
+        v = np.asarray(views)
+        cams = {r: float(np.median(v[np.isin(track, np.flatnonzero(root == r))])) for r in keep}
+        partial = [(int(frames[r].size), cams[r]) for r in keep if cams[r] < min_cameras]
+        keep = [r for r in keep if cams[r] >= min_cameras]
     if num_people is not None and len(keep) > num_people:
         # the most observed: frames, then detections (cameras × frames)
         w = np.ones(track.shape) if views is None else np.asarray(views, np.float64)
@@ -267,7 +277,7 @@ def merge_tracks(track, Xg, group_frame, *, gate: float, num_people: int | None,
         pid[root == r] = i
     person = np.where(track >= 0, pid[np.maximum(track, 0)], -1) if n else \
         np.full(track.shape, -1, np.int64)
-    return person, len(keep)
+    return person, len(keep), partial
 
 
 def repair_from_tracks(identity, tracks2d, *, window: int = 15, min_share: float = 0.8):

@@ -96,8 +96,8 @@ def _project(rec, X):
 
 def reconstruct_people(x, confidence=None, K=None, *, image_size=None, num_people=None,
                        seed: int = 0, threshold: float | None = None, max_px: float | None = None,
-                       min_track_frames: int | None = None, min_motion_px: float = 2.0,
-                       **rig_options) -> PeopleReconstruction:
+                       min_track_frames: int | None = None, min_cameras: int | None = None,
+                       min_motion_px: float = 2.0, **rig_options) -> PeopleReconstruction:
     """Cameras and each person's 3D joints from several people's detections, no calibration.
 
     Args:
@@ -105,7 +105,7 @@ def reconstruct_people(x, confidence=None, K=None, *, image_size=None, num_peopl
             arbitrary per camera-frame). confidence: optional ``(C, T, P, J)``.
         K, image_size: intrinsics as in :func:`geometry.reconstruct_rig`.
         num_people: ``N`` or None / ``"auto"``. seed: RANSAC seed.
-        threshold, max_px, min_track_frames: as in :func:`associate_people`.
+        threshold, max_px, min_track_frames, min_cameras: as in :func:`associate_people`.
         min_motion_px: calibration uses a person's frames only where they moved more than this
             (median joint displacement over all cameras, px) since the previous frame used; a
             person who stands still (median displacement from their median pose < 3 % of their
@@ -123,7 +123,8 @@ def reconstruct_people(x, confidence=None, K=None, *, image_size=None, num_peopl
     min_motion_px = check_real("min_motion_px", min_motion_px, 0.0)
     assoc = associate_people(x, confidence, K, image_size=image_size, num_people=num_people,
                              seed=seed, threshold=threshold, max_px=max_px,
-                             min_track_frames=min_track_frames, **rig_options)
+                             min_track_frames=min_track_frames, min_cameras=min_cameras,
+                             **rig_options)
     x, w = check_people_inputs(x, confidence)
     C, T, P, J, _ = x.shape
     N = assoc.num_people
