@@ -206,6 +206,8 @@ def bootstrap_fundamentals(x, tracks, *, min_overlap: int = 10, max_frames: int 
             if np.mean(per_frame < 2 * threshold) >= 0.6:
                 pool1.append(pa)
                 pool2.append(pb)
+        if not pool1:                     # no track pair agrees with the best one in most
+            pool1, pool2 = [probs[best][0]], [probs[best][1]]     # frames: the best alone
         p1, p2 = np.concatenate(pool1), np.concatenate(pool2)
         if len(p1) > 5000:
             sel = np.random.default_rng(seed).choice(len(p1), 5000, replace=False)

@@ -130,3 +130,39 @@ def test_nothing_detected_is_reported_not_raised():
     assert not rec.valid and rec.num_people == 0
     assert rec.points3d.shape == (20, 0, 17, 3)
     assert rec.summary["frames_without_people"] == 20
+
+
+def test_auto_leaves_out_a_bystander_seen_by_two_of_four_cameras():
+    # the Pose2Sim lab's situation: two people filmed, a third visible to cameras 0 and 1 only
+    sc = make_crowd_scene(3, 4, 150, false_detection_rate=0.0, seed=6)
+    x, conf, truth = sc.x.copy(), sc.confidence.copy(), sc.identity.copy()
+    side = (truth == 2) & (np.arange(4)[:, None, None] >= 2)
+    x[side], conf[side], truth[side] = np.nan, 0, -1
+    rec = geo.reconstruct_people(x, conf, sc.rig.K, seed=0)
+    assert rec.valid and rec.num_people == 2
+    assert [p["median_cameras"] for p in rec.summary["partial_tracks"]] == [2.0]
+    assert any("not counted as people" in m for m in rec.messages)
+    two = np.where(truth == 2, -1, truth)                         # the bystander unassigned
+    assert assignment_accuracy(rec.identity, two) > 0.97
+    keep = geo.reconstruct_people(x, conf, sc.rig.K, seed=0, min_cameras=2)
+    assert keep.num_people == 3 and keep.summary["partial_tracks"] == []
+    assert assignment_accuracy(keep.identity, truth) > 0.97
+    with pytest.raises(ValueError, match="min_cameras"):
+        geo.reconstruct_people(x, conf, sc.rig.K, min_cameras=1)
+
+
+def test_bootstrap_without_agreeing_track_pairs_uses_the_best_pair():
+    # half of camera 1's frames are far off: the best track pair's F (fit on the clean half)
+    # explains fewer than 60 % of the frames, so no pair is pooled; F still comes from it
+    # (this raised "need at least one array to concatenate" on BlazePose video detections)
+    from geometry.people.views import bootstrap_fundamentals, sampson_px
+    sc = make_crowd_scene(1, 2, 40, noise_px=0.5, outlier_rate=0.0, false_detection_rate=0.0,
+                          missing_rate=0.0, seed=7)
+    x = sc.x.copy()
+    tracks = np.where(np.isfinite(x).all(-1).any(-1), 0, -1)
+    bad = np.arange(40) % 2 == 1
+    x[1, bad] += np.random.default_rng(0).normal(0, 40, x[1, bad].shape)
+    F, ok, support = bootstrap_fundamentals(x, tracks, max_frames=40)
+    assert ok[0, 1] and support[0, 1] >= 16
+    d = sampson_px(F[0, 1], x[0, ~bad, 0].reshape(-1, 2), x[1, ~bad, 0].reshape(-1, 2))
+    assert np.nanmedian(d) < 1.5                      # fits the clean frames
