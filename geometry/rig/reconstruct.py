@@ -206,7 +206,7 @@ def reconstruct_rig(x, K=None, mask=None, confidence=None, *, image_size=None,
             could explain removed: :func:`geometry.rig.bias.estimate_joint_bias`), alternated
             ``bias_rounds`` times with bundle adjustment (warm-started, at most
             :data:`BIAS_ITER` iterations each); the final triangulation and the residuals use
-            the de-biased detections. Biases within ~2 standard errors of 0 are shrunk away
+            the de-biased detections. Biases within ~3 standard errors of 0 are shrunk away
             (they only cost the cameras information). Measured: Pose2Sim balancing (real
             OpenPose) median rotation error vs the Qualisys calibration 1.06° → 0.74°;
             synthetic ring with 8 px per-(camera, joint) biases 0.153° → 0.089° (median of 6
