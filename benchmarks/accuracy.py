@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._report import write_report
-from benchmarks.rig import GROUP_COLUMNS, _pair_errors, group_reprojection, pose2sim_views
+from benchmarks.rig import (GROUP_COLUMNS, _pair_errors, group_reprojection,
+                            load_pose2sim_demo, pose2sim_views)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -187,11 +188,9 @@ def _cmu(args, rows, notes):
 def _pose2sim(args, rows, notes):
     import geometry as geo
     import pose
-    path = SHARED / "pose2sim_demo" / "pose2sim_demo.npz"
-    if not path.exists():
-        notes["Pose2Sim"] = "skipped: ../shared/data absent"
+    d = load_pose2sim_demo(notes)
+    if d is None:
         return
-    d = np.load(path)
     K, R, t = d["K"], d["R"], d["t"]
     x, conf = pose2sim_views(d, "balancing_kp2d")
     conf = np.where(conf > 0.2, conf, 0.0)

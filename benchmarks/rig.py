@@ -212,13 +212,21 @@ def pose2sim_views(d, key):
     return x, conf
 
 
-def _pose2sim(args, rows, notes):
-    import geometry as geo
+def load_pose2sim_demo(notes):
+    """The loaded ``../shared/data/pose2sim_demo/pose2sim_demo.npz``, or None (noted as
+    skipped) where the shared data are absent."""
     path = SHARED / "pose2sim_demo" / "pose2sim_demo.npz"
     if not path.exists():
         notes["Pose2Sim"] = "skipped: ../shared/data absent"
+        return None
+    return np.load(path)
+
+
+def _pose2sim(args, rows, notes):
+    import geometry as geo
+    d = load_pose2sim_demo(notes)
+    if d is None:
         return
-    d = np.load(path)
     K, R_true = d["K"], d["R"]
     x, conf = pose2sim_views(d, "balancing_kp2d")
     names = d["joint_names"]

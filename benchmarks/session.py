@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 from ._report import write_report
-from .rig import GROUP_COLUMNS, SHARED, _nmpjpe, _pair_errors, group_reprojection, pose2sim_views
+from .rig import (GROUP_COLUMNS, _nmpjpe, _pair_errors, group_reprojection,
+                  load_pose2sim_demo, pose2sim_views)
 
 __all__ = ["run", "make_session"]
 
@@ -112,11 +113,9 @@ def _session_rows(case, rig, xs, Xs, static, args, rows, notes):
 
 def _pose2sim(args, rows, notes):
     import geometry as geo
-    path = SHARED / "pose2sim_demo" / "pose2sim_demo.npz"
-    if not path.exists():
-        notes["Pose2Sim"] = "skipped: ../shared/data absent"
+    d = load_pose2sim_demo(notes)
+    if d is None:
         return
-    d = np.load(path)
     K, R_true = d["K"], d["R"]
     xs, confs = zip(*(pose2sim_views(d, k) for k in ("balancing_kp2d", "static_kp2d")))
     xs, confs = list(xs), list(confs)

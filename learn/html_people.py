@@ -2,12 +2,11 @@
 :mod:`learn.html_report`, a people table in each person's colour and the 3D view of everyone."""
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import numpy as np
 
-from .html_report import _esc, _page, _table, _tables
+from .html_report import _esc, _figures, _page, _table, _tables
 from .report_3d import view3d_people
 
 __all__ = ["write_people_report"]
@@ -67,13 +66,6 @@ def write_people_report(out_dir, report: dict, points3d, R, t, K, image_size, sk
     out_dir = Path(out_dir)
     if plots is None:
         plots = [out_dir / "people.png"] if (out_dir / "people.png").is_file() else []
-    if plots:
-        parts.append("<h2>Plots (also saved as PNG files)</h2><div class=imgs>")
-        for p in plots:
-            data = base64.b64encode(Path(p).read_bytes()).decode("ascii")
-            parts.append(f"<figure><img alt='{_esc(Path(p).name)}' "
-                         f"src='data:image/png;base64,{data}'><figcaption>{_esc(Path(p).name)}"
-                         "</figcaption></figure>")
-        parts.append("</div>")
+    parts.extend(_figures(plots))
     return atomic_write_text(out_dir / name, _page(
         f"epigeo report: {report.get('input', '')}", parts))

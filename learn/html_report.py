@@ -30,6 +30,19 @@ text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:
 figure{margin:0}figcaption{font-size:.85em;color:#444}img{max-width:100%}"""
 
 
+def _figures(plots) -> list:
+    """HTML parts that inline the PNG files ``plots`` (none: nothing)."""
+    if not plots:
+        return []
+    parts = ["<h2>Plots (also saved as PNG files)</h2><div class=imgs>"]
+    for p in plots:
+        data = base64.b64encode(Path(p).read_bytes()).decode("ascii")
+        parts.append(f"<figure><img alt='{_esc(Path(p).name)}' "
+                     f"src='data:image/png;base64,{data}'><figcaption>{_esc(Path(p).name)}"
+                     "</figcaption></figure>")
+    return parts + ["</div>"]
+
+
 def _esc(v) -> str:
     return html.escape(str(v), quote=True)
 
@@ -263,14 +276,7 @@ def write_html_report(out_dir, report: dict, X, R, t, K, image_size, skeleton, m
     if plots is None:
         plots = [out_dir / n for n in ("rig.png", "skeleton.png", "reprojection.png")
                  if (out_dir / n).is_file()]
-    if plots:
-        parts.append("<h2>Plots (also saved as PNG files)</h2><div class=imgs>")
-        for p in plots:
-            data = base64.b64encode(Path(p).read_bytes()).decode("ascii")
-            parts.append(f"<figure><img alt='{_esc(Path(p).name)}' "
-                         f"src='data:image/png;base64,{data}'><figcaption>{_esc(Path(p).name)}"
-                         "</figcaption></figure>")
-        parts.append("</div>")
+    parts.extend(_figures(plots))
     page = ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
             f"<title>epigeo report: {_esc(report.get('input', ''))}</title><style>{_CSS}</style>"
             f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>\n"

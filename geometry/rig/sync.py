@@ -117,6 +117,22 @@ def apply_time_offsets(x, offsets) -> np.ndarray:
     return np.stack([shift_frames(x[c], float(d[c])) for c in range(x.shape[0])])
 
 
+def check_offset_inputs(x, max_offset, reference) -> np.ndarray:
+    """Checked ``x (C, T, J, 2)`` of an offset estimator, with ``max_offset`` an integer in
+    ``[0, T)`` and ``reference`` a camera index (``ValueError`` naming the argument)."""
+    x = as_points("x", x)
+    if x.ndim != 4:
+        raise ValueError(f"x: expected shape (C, T, J, 2), got shape {x.shape}")
+    C, T = x.shape[:2]
+    if isinstance(max_offset, bool) or not isinstance(max_offset, (int, np.integer)) \
+            or max_offset < 0 or max_offset >= T:
+        raise ValueError(f"max_offset: expected an integer in [0, {T - 1}], got {max_offset!r}")
+    if not (isinstance(reference, (int, np.integer)) and not isinstance(reference, bool)
+            and 0 <= reference < C):
+        raise ValueError(f"reference: expected a camera index in [0, {C}), got {reference!r}")
+    return x
+
+
 def estimate_time_offsets(x, mask=None, *, max_offset: int = 10, reference: int = 0,
                           subframe: bool = True, threshold: float = 3.0, seed: int = 0) -> TimeOffsets:
     """Per-camera time offsets of an unsynchronised static rig from 2D joints.
@@ -138,18 +154,10 @@ def estimate_time_offsets(x, mask=None, *, max_offset: int = 10, reference: int 
         seen together with the reference, a degenerate configuration) has ``valid=False`` and
         offset 0.
     """
-    x = as_points("x", x)
-    if x.ndim != 4:
-        raise ValueError(f"x: expected shape (C, T, J, 2), got shape {x.shape}")
+    x = check_offset_inputs(x, max_offset, reference)
     C, T, J = x.shape[:3]
     m = as_mask("mask", mask, (C, T, J))
     x = np.where(m[..., None], x, np.nan)
-    if isinstance(max_offset, bool) or not isinstance(max_offset, (int, np.integer)) \
-            or max_offset < 0 or max_offset >= T:
-        raise ValueError(f"max_offset: expected an integer in [0, {T - 1}], got {max_offset!r}")
-    if not (isinstance(reference, (int, np.integer)) and not isinstance(reference, bool)
-            and 0 <= reference < C):
-        raise ValueError(f"reference: expected a camera index in [0, {C}), got {reference!r}")
     threshold = check_positive("threshold", threshold)
     check_int("seed", seed, 0, None)
     if not isinstance(subframe, (bool, np.bool_)):

@@ -41,7 +41,7 @@ from ..camera import fundamental_from_pose
 from ..common.checks import check_int
 from ..common.validate import as_points, check_positive
 from ..epipolar.fundamental import sampson_distance
-from .sync import shift_frames, temporal_outliers
+from .sync import check_offset_inputs, shift_frames, temporal_outliers
 
 __all__ = ["offsets_with_cameras", "smooth_tracks"]
 
@@ -65,16 +65,7 @@ def _finite(name, v, shapes):
 
 
 def _check_common(x, max_offset, reference, tol, max_rounds):
-    x = as_points("x", x)
-    if x.ndim != 4:
-        raise ValueError(f"x: expected shape (C, T, J, 2), got shape {x.shape}")
-    C, T = x.shape[:2]
-    if isinstance(max_offset, bool) or not isinstance(max_offset, (int, np.integer)) \
-            or max_offset < 0 or max_offset >= T:
-        raise ValueError(f"max_offset: expected an integer in [0, {T - 1}], got {max_offset!r}")
-    if not (isinstance(reference, (int, np.integer)) and not isinstance(reference, bool)
-            and 0 <= reference < C):
-        raise ValueError(f"reference: expected a camera index in [0, {C}), got {reference!r}")
+    x = check_offset_inputs(x, max_offset, reference)
     check_positive("tol", tol)
     check_int("max_rounds", max_rounds, 1, None)
     return x
