@@ -121,36 +121,19 @@ def _truth_case(case, people, rows, notes, *, self_calibrate=True, ablate=True):
                      "n_mpjpe_mm": e, "vs_oracle": e / base, "median_rot_deg": rot,
                      "valid_%": 100.0 * res.valid.mean(),
                      "swaps_repaired": int(res.swaps.sum()), "frames_per_s": T / sec})
-        R2, t2, sec2 = _readjust(x, conf, rec, res, people.skeleton)
-        res2, sec3 = _refine(x, rec.K, R2, t2, conf, people.skeleton, seg)
+        t0 = time.perf_counter()
+        loop = geo.refine_rig_skeleton(x, rec.K, rec.R, rec.t, bones=people.skeleton.bone_array,
+                                       swap_pairs=np.array(people.skeleton.flip_pairs),
+                                       segments=seg, confidence=conf)
+        sec2 = time.perf_counter() - t0
+        res2, R2, t2 = loop.refinement, loop.R, loop.t
         e2 = _n_mpjpe(res2.X, res2.valid, people.X, R2, t2, rig.R, rig.t)
-        rows.append({"case": case, "method": "self-calibrated rig, bundle_adjust on "
-                     "refine_skeleton's repaired inliers, refine_skeleton again",
+        rows.append({"case": case, "method": "self-calibrated rig + refine_rig_skeleton "
+                     "(bundle adjustment on the repaired inliers, skeleton again)",
                      "n_mpjpe_mm": e2, "vs_oracle": e2 / base,
                      "median_rot_deg": float(np.median(_pair_errors(R2, rig.R))),
                      "valid_%": 100.0 * res2.valid.mean(),
-                     "swaps_repaired": int(res2.swaps.sum()),
-                     "frames_per_s": T / (sec + sec2 + sec3)})
-
-
-def _readjust(x, conf, rec, res, skeleton):
-    """Re-run :func:`geometry.bundle_adjust` on the detections with ``res``'s swaps repaired,
-    its inlier views only and its 3D as the start → ``R, t, seconds``."""
-    import geometry as geo
-    C = x.shape[0]
-    pairs = np.array(skeleton.flip_pairs)
-    xw, cw = x.copy(), conf.copy()
-    for s, (a, b) in enumerate(pairs):          # swap the repaired pairs back
-        m = res.swaps[:, :, s]
-        for arr in (xw, cw):
-            va = arr[:, :, a][m].copy()
-            arr[:, :, a][m] = arr[:, :, b][m]
-            arr[:, :, b][m] = va
-    t0 = time.perf_counter()
-    X = np.where(res.valid[..., None], res.X, np.nan).reshape(-1, 3)
-    ba = geo.bundle_adjust(xw.reshape(C, -1, 2), rec.K, rec.R, rec.t, X,
-                           mask=res.inliers.reshape(C, -1), weights=cw.reshape(C, -1))
-    return ba.R, ba.t, time.perf_counter() - t0
+                     "swaps_repaired": int(res2.swaps.sum()), "frames_per_s": T / sec2})
 
 
 def _ring(args, rows, notes):

@@ -51,4 +51,5 @@ from .people import (PeopleAssociation, PeopleReconstruction, associate_people,
                      reconstruct_people, track_people)
 from .rig.sync_refine import offsets_with_cameras, smooth_tracks
 from .rig.sync_joint import SyncedRig, synchronise_rig, synchronise_session
-from .priors import ObservationNoise, SkeletonRefinement, observation_noise, refine_skeleton
+from .priors import (ObservationNoise, RigSkeletonRefinement, SkeletonRefinement,
+                     observation_noise, refine_rig_skeleton, refine_skeleton)

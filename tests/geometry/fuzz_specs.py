@@ -318,7 +318,8 @@ SLOW = {"calibrate_session": 30, "reconstruct_session": 30, "triangulate_session
         "estimate_time_offsets": 50, "make_multiview_scene": 60, "estimate_relative_pose": 80,
         "estimate_fundamental": 80, "synchronise_rig": 25, "synchronise_session": 20,
         "offsets_with_cameras": 50, "associate_people": 25, "reconstruct_people": 25,
-        "track_people": 60, "refine_skeleton": 40, "observation_noise": 60}
+        "track_people": 60, "refine_skeleton": 40, "observation_noise": 60,
+        "refine_rig_skeleton": 30}
 DEFAULT_EXAMPLES = 110
 
 

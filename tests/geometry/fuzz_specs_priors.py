@@ -47,3 +47,9 @@ def s_refine_skeleton(d):
         swap_pairs=swaps, segments=segments, bone_weight=scalar(d, 1.0),
         smooth_weight=scalar(d, 1.0), bone_sigma=scalar(d, 0.04), max_rounds=scalar(d, 2),
         max_iter=scalar(d, 5), threshold=scalar(d, None, extra=(5.0,)))
+
+
+def s_refine_rig_skeleton(d):
+    args, kw = s_refine_skeleton(d)
+    kw.update(camera_rounds=scalar(d, 1, extra=(2,)), ba_iterations=scalar(d, 5))
+    return args, kw
