@@ -29,18 +29,14 @@ others left confident; NaN where there are none), ``seconds``. The #21 flag set 
 people as in ``tests/geometry/rig/test_quality_flags.py`` plus Pose2Sim with whole shifts) ends
 the table with one row per method.
 
-Measured (full run, loaded 2-core machine): ``synchronise_rig`` max offset error 0.076–0.126
-frame on the five Pose2Sim cases (``estimate_time_offsets``: 0.52–1.0) and 0.017–0.089 on CMU
-(0.065–0.144); rotation ratio to the synchronised data 0.96–1.22 on Pose2Sim (one case,
-random #0, at 1.22 > 1.2) and 0.84–1.13 on CMU. Issue-21 flag set: recall 0.875 / keep 0.83
-(``synchronise_rig``), 0.73 / 0.75 (``estimate_time_offsets``): both below the 0.9 / 0.95
-targets; the misses are hard synthetic cases (turning, 3–4 px, 100 frames) where the rig
-absorbs part of an offset. A separate rerun of the synthetic part gave different hard-case
-figures (max error 1.31 instead of 4.97; recall 5/7, keep 21/29 there): the cause was not
-traced (repeated calls within one process are identical).
-
-``python -m benchmarks.accuracy_offsets [--quick]`` prints the table and the JSON rows;
-:func:`offset_rows` is what ``python -m benchmarks accuracy`` imports.
+Measured (full run, 4 Dec 14:40 UTC, load 1.0–1.5, joint-bias significance z = 3):
+``synchronise_rig`` max offset error 0.084–0.163 frame on the five Pose2Sim cases (0.163 in
+random #3; ``estimate_time_offsets``: 0.52–1.0) and 0.017–0.089 on CMU (0.065–0.144); rotation
+ratio to the synchronised data 0.92–1.08 on Pose2Sim and 0.75–0.99 on CMU. Issue-21 flag set:
+recall 0.83 / keep 0.77 (``synchronise_rig``), 0.73 / 0.75 (``estimate_time_offsets``): both
+below the 0.9 / 0.95 targets; the misses are hard synthetic cases (turning, 3–4 px, 100 frames)
+where the rig absorbs part of an offset. An earlier rerun of the synthetic part gave different
+hard-case figures: the cause was not traced (repeated calls within one process are identical).
 """
 from __future__ import annotations
 
