@@ -1,11 +1,11 @@
 """Compile the Numba kernels of the main paths ahead of use, in parallel processes.
 
 ``python -m learn.warmup [--jobs N]`` (run by ``make`` right after installing) runs the main jobs
-(the ``frame`` and ``rig``/``calibrated`` pseudo-label paths that ``epigeo`` and its demo use) once
-on tiny data, each group in its own process, so the on-disk Numba cache (``cache=True``,
-in the package's ``__pycache__`` folders) is filled before a user's first call: Numba compiles
-on one thread, so N processes compile N groups at once, and a first ``reconstruct_rig`` or
-``epigeo demo`` then loads machine code instead of compiling for minutes.
+(the ``frame``, ``rig`` and ``calibrated`` pseudo-label paths that ``epigeo`` and its demo use)
+once on tiny data, in two processes (:data:`SCHEDULE`), so the on-disk Numba cache
+(``cache=True``, in the package's ``__pycache__`` folders) is filled before a user's first call:
+Numba compiles on one thread, so two processes compile two things at once, and a first
+``reconstruct_rig`` or ``epigeo demo`` then loads machine code instead of compiling for minutes.
 
 The calls are the real paths rather than each kernel alone: Numba compiles one specialisation
 per argument layout, so only the same calls fill the cache entries a first run looks up. Kernels
@@ -100,11 +100,12 @@ GROUPS = {"core": _fundamental_core, "frame": _frames, "calibrated": _calibrated
 # (``fundamental_problem``: 7-point, Sampson refinement, the RANSAC engine; ~40 % of all
 # compile time) is needed by both ``rig`` and ``frame``: process 0 compiles it as part of
 # ``rig`` (the longest chain: the core, then the relative-pose problem built on it), while
-# process 1 compiles the frame recipe's own kernels (E, cheirality, Hartley–Sturm) and then
+# process 1 compiles the known-camera kernels (``calibrated``: DLT, robust multi-view, which
+# ``rig`` later loads) and the frame recipe's own kernels (E, cheirality, Hartley–Sturm), then
 # waits until the core is in the on-disk cache (its index file appears, or process 0 is done)
-# before ``frame`` loads it. ``calibrated`` then finds its DLT kernels cached by ``rig``.
-# Measured on a quiet 2-core machine (fresh cache): 79 s with one group per process (the core
-# compiled in both at once, 148 s of CPU) → see :func:`warm_up`'s printout / README.
+# before ``frame`` loads it.
+# Measured on a quiet 2-core machine (fresh cache): 79 s wall / 148 s CPU with one group per
+# process (the core compiled in both at once) → 56–63 s wall / 115 s CPU with this schedule.
 SCHEDULE = (("rig", "|"), ("calibrated", "frame_tail", "wait", "frame"))
 
 
@@ -149,12 +150,16 @@ def warm_up(jobs: int = 2, *, quiet: bool = False) -> dict:
                  for plan in SCHEDULE]
         for p in procs:
             p.start()
-        for _ in procs:
+        while any(p.is_alive() for p in procs):
+            for p in procs:
+                p.join(0.2)
+                if p.exitcode:            # a failed process: the other one must not wait
+                    core_done.set()
+        while not q.empty():
             out.update(q.get())
-        for p in procs:
-            p.join()
-            if p.exitcode:
-                raise RuntimeError(f"warm-up process failed (exit code {p.exitcode})")
+        failed = [p.exitcode for p in procs if p.exitcode]
+        if failed:
+            raise RuntimeError(f"warm-up process failed (exit code {failed[0]})")
         out.pop("|", None)
     out["total"] = time.perf_counter() - t0
     if not quiet:
