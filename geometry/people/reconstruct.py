@@ -231,7 +231,7 @@ def _calibrate(xs, ws, K, image_size, seed, assoc, rig_options, max_restarts: in
     while np.isfinite(ref) and err(rec) > 2.0 * ref and restarts < max_restarts:
         restarts += 1
         alt = reconstruct_rig(xs, K, confidence=ws, image_size=image_size,
-                              seed=seed + 7919 * restarts, **rig_options)
+                              seed=(seed + 7919 * restarts) % 2 ** 32, **rig_options)
         if err(alt) < err(rec):
             rec = alt
     return rec, restarts
