@@ -208,9 +208,11 @@ def reconstruct_rig(x, K=None, mask=None, confidence=None, *, image_size=None,
             :data:`BIAS_ITER` iterations each); the final triangulation and the residuals use
             the de-biased detections. Biases within ~3 standard errors of 0 are shrunk away
             (they only cost the cameras information). Measured: Pose2Sim balancing (real
-            OpenPose) median rotation error vs the Qualisys calibration 1.06° → 0.74°;
+            OpenPose) median rotation error vs the Qualisys calibration 1.06° → 0.79° (0.74°
+            at z = 2, which made BlazePose video cameras worse: see
+            :mod:`geometry.rig.bias`);
             synthetic ring with 8 px per-(camera, joint) biases 0.153° → 0.089° (median of 6
-            draws), without biases unchanged (0.0419°); about +0.15–0.2 s CPU on 1,000 frames
+            draws, z = 2), without biases unchanged (0.0419°); about +0.15–0.2 s CPU on 1,000 frames
             × 4 cameras.
         seed: RANSAC seed.
     Returns:
