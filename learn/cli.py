@@ -151,26 +151,30 @@ def _write_outputs(out, args, det, x, conf, labels, skeleton, sizes, calib, mode
 
 
 def _label(args, det, x, conf, K, sizes, calib, mode, root):
-    """Pseudo-labels with the per-camera checks (:func:`learn.quality.label_with_camera_checks`)
-    and, in ``frame`` mode, the comparison with a ``rig`` reconstruction. Returns ``(labels,
-    extra)``: ``extra`` holds ``cameras`` (per-camera rows), ``warnings`` and, in frame mode,
-    ``frame_mode_check``."""
+    """Pseudo-labels with the per-camera checks (:func:`learn.quality.label_with_camera_checks`;
+    the skeleton's calibration joints in ``rig`` mode) and, in ``frame`` mode, the comparison
+    with a ``rig`` reconstruction. Returns ``(labels, extra)``: ``extra`` holds ``cameras``
+    (per-camera rows), ``warnings`` and, in frame mode, ``frame_mode_check``."""
     import geometry as geo
     from .pseudo_labels import make_pseudo_labels
+    from pose import get_skeleton
     from .quality import frame_mode_check, label_with_camera_checks, usable
 
-    C = x.shape[0]
-    fixed = mode == "calibrated"
+    C, fixed = x.shape[0], mode == "calibrated"
     K_full = K if K is not None else np.broadcast_to(
         geo.intrinsics_from_image_size(sizes[0]), (C, 3, 3)).copy()
 
+    cal_joints = get_skeleton(det.skeleton).calibration_joints if det.skeleton else None
+
     def run(keep, how=mode):
+        ropts = {"focal": args.focal} if (K is None and args.focal) else {}
+        if how == "rig" and cal_joints is not None:     # e.g. BlazePose without its face
+            ropts["calibration_joints"] = cal_joints
         return make_pseudo_labels(
             x[keep], None if K is None else K[keep], conf[keep], mode=how, root=root,
             min_confidence=args.min_confidence, seed=args.seed,
             units="metric" if fixed else "normalized", image_size=sizes[0],
-            rig_options={"focal": args.focal} if (K is None and args.focal) else None,
-            cameras=(calib.R[keep], calib.t[keep]) if fixed else None)
+            rig_options=ropts or None, cameras=(calib.R[keep], calib.t[keep]) if fixed else None)
 
     labels, rows, msgs = label_with_camera_checks(run, det.camera_names, K_full,
                                                   check=mode != "frame")

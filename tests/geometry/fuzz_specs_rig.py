@@ -62,7 +62,10 @@ def s_reconstruct_rig(d):
     x, K, C, T, J = views(d)
     Kg = None if d(st.booleans()) else corrupt(d, K)
     size = corrupt(d, [1000, 1000]) if Kg is None or d(st.booleans()) else None
-    return (x, Kg, mask(d, (C, T, J)), weights(d, (C, T, J))), dict(image_size=size, **_rig_kw(d))
+    cj = d(st.sampled_from([None, None, list(range(J))[:2], [J], [], "x"]))
+    return (x, Kg, mask(d, (C, T, J)), weights(d, (C, T, J))), dict(image_size=size,
+                                                                    calibration_joints=cj,
+                                                                    **_rig_kw(d))
 
 
 def s_reconstruct_rig_windowed(d):
