@@ -136,15 +136,20 @@ def epipolar_pair(x1, x2, K1, K2, mask=None, *, threshold: float = 3.0,
     (:func:`geometry.recover_pose`) → Hartley–Sturm triangulation with ``P1 = K1 [I | 0]``,
     ``P2 = K2 [R | t]`` (:func:`geometry.triangulate_optimal`). Returns :class:`PairReconstruction`.
     """
+    x1, x2, K1, K2 = _pair_inputs(x1, x2, K1, K2)
+    fr = geo.estimate_fundamental(x1, x2, mask, threshold=threshold, seed=seed)
+    return _pair_from_fundamental(x1, x2, K1, K2, fr)
+
+
+def _pair_inputs(x1, x2, K1, K2):
+    """Checked ``x1, x2 (..., N, 2)`` and ``K1, K2`` broadcast to ``(..., 3, 3)``."""
     x1 = as_points("x1", x1)
     x2 = as_points("x2", x2)
     if x1.shape != x2.shape:
         raise ValueError(f"x2: expected the shape of x1 {x1.shape}, got shape {x2.shape}")
     batch = x1.shape[:-2]
-    K1 = np.broadcast_to(as_matrix("K1", K1, 3, 3), batch + (3, 3))
-    K2 = np.broadcast_to(as_matrix("K2", K2, 3, 3), batch + (3, 3))
-    fr = geo.estimate_fundamental(x1, x2, mask, threshold=threshold, seed=seed)
-    return _pair_from_fundamental(x1, x2, K1, K2, fr)
+    return (x1, x2, np.broadcast_to(as_matrix("K1", K1, 3, 3), batch + (3, 3)),
+            np.broadcast_to(as_matrix("K2", K2, 3, 3), batch + (3, 3)))
 
 
 def _pair_from_fundamental(x1, x2, K1, K2, fr) -> PairReconstruction:

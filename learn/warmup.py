@@ -27,39 +27,22 @@ def _case():
     return people, people.rig
 
 
-def _fundamental_core() -> None:
-    """The F-RANSAC core (7-point, Sampson refinement, the RANSAC engine) that ``frame`` and
-    ``rig`` share: the first step of the frame recipe on the demo's camera pairs."""
-    import geometry as geo
-    from .pseudo_labels import _check_inputs, _frame_pairs
-    people, rig = _case()
-    x, _, mask, K = _check_inputs(people.x, rig.K, people.confidence, None, 0.2)
-    _, x1, x2, _, _, m = _frame_pairs(x, K, mask)
-    geo.estimate_fundamental(x1, x2, m, threshold=3.0, seed=0)
-
-
 def _frame_tail() -> None:
     """The frame recipe after F (E, the four poses, cheirality, Hartley–Sturm) with the true F
     of each camera pair in place of the RANSAC estimate: the same kernels and argument types."""
     from types import SimpleNamespace
     import numpy as np
-    from geometry.common.validate import as_matrix, as_points
-    from geometry import skew
-    from .pseudo_labels import _check_inputs, _frame_pairs, _pair_from_fundamental
+    import geometry as geo
+    from .pseudo_labels import _check_inputs, _frame_pairs, _pair_from_fundamental, _pair_inputs
     people, rig = _case()
     x, _, mask, K = _check_inputs(people.x, rig.K, people.confidence, None, 0.2)
     pairs, x1, x2, K1, K2, m = _frame_pairs(x, K, mask)
-    x1, x2 = as_points("x1", x1), as_points("x2", x2)
-    batch = x1.shape[:-2]
-    K1 = np.broadcast_to(as_matrix("K1", K1, 3, 3), batch + (3, 3))
-    K2 = np.broadcast_to(as_matrix("K2", K2, 3, 3), batch + (3, 3))
-    F = np.empty(batch + (3, 3))
-    for p, (i, j) in enumerate(pairs):
-        R = rig.R[j] @ rig.R[i].T
-        E = skew(rig.t[j] - R @ rig.t[i]) @ R
-        F[p] = np.linalg.inv(rig.K[j]).T @ E @ np.linalg.inv(rig.K[i])
+    x1, x2, K1, K2 = _pair_inputs(x1, x2, K1, K2)
+    F = np.stack([geo.fundamental_from_pose(rig.K[i], rig.K[j], *geo.relative_pose(
+        rig.R[i], rig.t[i], rig.R[j], rig.t[j])) for i, j in pairs])
+    F = np.ascontiguousarray(np.broadcast_to(F[:, None], x1.shape[:-2] + (3, 3)))
     _pair_from_fundamental(x1, x2, K1, K2, SimpleNamespace(F=F, inliers=m.copy(),
-                                                           valid=np.ones(batch, bool)))
+                                                           valid=np.ones(x1.shape[:-2], bool)))
 
 
 def _frames() -> None:
@@ -94,7 +77,7 @@ def _core_index():
         return None
 
 
-GROUPS = {"core": _fundamental_core, "frame": _frames, "calibrated": _calibrated,
+GROUPS = {"frame": _frames, "calibrated": _calibrated,
           "frame_tail": _frame_tail, "rig": _rig}
 # Two processes share the work so that nothing is compiled twice at once. The F-RANSAC core
 # (``fundamental_problem``: 7-point, Sampson refinement, the RANSAC engine; ~40 % of all
@@ -139,7 +122,7 @@ def warm_up(jobs: int = 2, *, quiet: bool = False) -> dict:
     t0 = time.perf_counter()
     out = {}
     if jobs <= 1:
-        for name in ("core", "frame", "calibrated", "rig"):
+        for name in ("frame", "calibrated", "rig"):
             t = time.perf_counter()
             GROUPS[name]()
             out[name] = time.perf_counter() - t

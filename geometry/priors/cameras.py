@@ -20,6 +20,7 @@ import numpy as np
 
 from ..common.checks import check_int
 from ..rig.bundle import BundleResult, bundle_adjust
+from .consensus import apply_swaps
 from .skeleton import SkeletonRefinement, refine_skeleton
 
 __all__ = ["RigSkeletonRefinement", "refine_rig_skeleton"]
@@ -38,23 +39,6 @@ class RigSkeletonRefinement:
     bundle: BundleResult | None
     rounds: int
     summary: dict = field(default_factory=dict)
-
-
-def _repaired(x, confidence, swaps, swap_pairs):
-    """``x (C,T,J,2)`` and ``confidence`` with the swaps ``refine_skeleton`` found undone."""
-    x = np.array(x, dtype=np.float64)
-    w = None if confidence is None else np.array(confidence, dtype=np.float64)
-    if swap_pairs is None or swaps.size == 0:
-        return x, w
-    for s, (a, b) in enumerate(np.asarray(swap_pairs, np.int64).reshape(-1, 2)):
-        m = swaps[:, :, s]
-        for arr in (x, w):
-            if arr is None:
-                continue
-            va = arr[:, :, a][m].copy()
-            arr[:, :, a][m] = arr[:, :, b][m]
-            arr[:, :, b][m] = va
-    return x, w
 
 
 def refine_rig_skeleton(x, K, R, t, X0=None, *, bones, confidence=None, mask=None, swap_pairs=None,
@@ -86,8 +70,13 @@ def refine_rig_skeleton(x, K, R, t, X0=None, *, bones, confidence=None, mask=Non
     C = R.shape[0]
     K = np.broadcast_to(np.asarray(K, dtype=np.float64), (C, 3, 3))
     ba, applied = None, 0
+    pairs = np.zeros((0, 2), np.int64) if swap_pairs is None else \
+        np.asarray(swap_pairs, np.int64).reshape(-1, 2)                # checked by refine_skeleton
+    x = np.asarray(x, dtype=np.float64)
     for _ in range(camera_rounds):
-        xw, ww = _repaired(x, confidence, res.swaps, swap_pairs)
+        xw = apply_swaps(x, res.swaps, pairs)                          # the repaired detections
+        ww = None if confidence is None else apply_swaps(
+            np.asarray(confidence, dtype=np.float64), res.swaps, pairs)
         X = np.where(res.valid[..., None], res.X, np.nan).reshape(-1, 3)
         nb = bundle_adjust(xw.reshape(C, -1, 2), K, R, t, X, mask=res.inliers.reshape(C, -1),
                            weights=None if ww is None else ww.reshape(C, -1),
