@@ -14,9 +14,18 @@ pairs (camera ``i`` at ``t``, camera ``j ≠ i`` at ``t + o``) per anchor, balan
 8 images with 4 cameras, against 4 for independent pairs.
 
 - :func:`tuple_pairs`: the pair indices and labels of one anchor.
+- :func:`multiview_contrastive_loss`: the views of one instant (its other cameras) against
+  every other view of the step, on the view embeddings (multi-positive InfoNCE, as
+  time-contrastive networks pull together the cameras of one instant).
 - :func:`train_sync_tuples`: the training loop (stages trained in order: e.g. an easy stage
   whose offset partner is any frame of the same person far apart, then large, then small
-  offsets), sync head only.
+  offsets), sync head plus the contrastive term.
+
+Why the contrastive term (``examples/sync_probes/contrast.py``, 16 + 16 runs): with the binary
+cross-entropy alone the head stayed at chance (loss 0.693) in 4 of 5 seeds — its gradient
+carries no signal until the embedding already separates instants. The contrastive term gives
+every view 2·C·A − 2 graded comparisons from the first step; with it all 11 runs left the
+plateau within ~200 steps.
 """
 from __future__ import annotations
 
@@ -31,7 +40,7 @@ from tqdm.auto import tqdm
 from .sync_pretext import PairSet, SyncNet
 from .train import TrainHistory, seed_everything
 
-__all__ = ["tuple_pairs", "train_sync_tuples"]
+__all__ = ["tuple_pairs", "multiview_contrastive_loss", "train_sync_tuples"]
 
 
 def tuple_pairs(num_cameras: int):
@@ -51,9 +60,31 @@ def tuple_pairs(num_cameras: int):
     return va.astype(np.int64), vb.astype(np.int64), sync
 
 
+def multiview_contrastive_loss(e: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+    """Multi-positive InfoNCE over view embeddings ``e (V, G, E)``: ``V`` views (cameras) of
+    each of ``G`` instants. Each view's positives are the other ``V − 1`` views of its instant,
+    its negatives every view of the other instants; similarities are cosines divided by
+    ``temperature``. Returns the mean over views of ``−mean_pos log softmax`` (a scalar; its
+    minimum ``log(V − 1)`` is reached when each instant's views coincide and differ from all
+    others)."""
+    if e.ndim != 3 or e.shape[0] < 2 or e.shape[1] < 2:
+        raise ValueError(f"e: expected shape (V >= 2, G >= 2, E), got {tuple(e.shape)}")
+    if not temperature > 0:
+        raise ValueError(f"temperature: expected > 0, got {temperature}")
+    V, G = e.shape[:2]
+    z = Fn.normalize(e.reshape(V * G, -1), dim=-1)
+    sim = (z @ z.T) / temperature
+    eye = torch.eye(V * G, dtype=torch.bool, device=e.device)
+    logp = torch.log_softmax(sim.masked_fill(eye, float("-inf")), 1)
+    grp = torch.arange(G, device=e.device).repeat(V)
+    pos = (grp[:, None] == grp[None, :]) & ~eye
+    return -(logp.masked_fill(~pos, 0.0).sum(1) / (V - 1)).mean()
+
+
 def train_sync_tuples(model: SyncNet, render: Callable, stages, *, anchors_per_step: int = 8,
-                      lr: float = 2e-3, seed: int = 0, device=None, progress: bool = True,
-                      desc: str = "sync tuples") -> TrainHistory:
+                      lr: float = 2e-3, contrastive_weight: float = 1.0,
+                      temperature: float = 0.2, seed: int = 0, device=None,
+                      progress: bool = True, desc: str = "sync tuples") -> TrainHistory:
     """Train ``model``'s sync head (and its streams) in place on fresh renders.
 
     Args:
@@ -67,6 +98,8 @@ def train_sync_tuples(model: SyncNet, render: Callable, stages, *, anchors_per_s
             optimiser and one cosine schedule (to ``lr / 20``); gradients clipped at norm 5.
         anchors_per_step: ``A``; each step renders ``2·C·A`` images and scores
             ``2·C(C−1)·A`` pairs (:func:`tuple_pairs`) with binary cross-entropy.
+        contrastive_weight, temperature: weight of :func:`multiview_contrastive_loss` over the
+            ``2·A`` instants of the step (0 = binary cross-entropy alone).
     Returns:
         :class:`learn.train.TrainHistory` with ``step_loss``, ``step_accuracy`` (training
         batches, before the step), ``loss`` per stage, ``stage_steps`` and ``seconds``.
@@ -77,6 +110,10 @@ def train_sync_tuples(model: SyncNet, render: Callable, stages, *, anchors_per_s
         raise ValueError("stages: expected a non-empty sequence of (PairSet, steps >= 0)")
     if anchors_per_step < 1:
         raise ValueError(f"anchors_per_step: expected >= 1, got {anchors_per_step}")
+    if not contrastive_weight >= 0:
+        raise ValueError(f"contrastive_weight: expected >= 0, got {contrastive_weight}")
+    if not temperature > 0:
+        raise ValueError(f"temperature: expected > 0, got {temperature}")
     for p, _ in stages:
         if np.any(p.frame_a == p.frame_b):
             raise ValueError("stages: anchors need frame_a != frame_b (sample with "
@@ -116,6 +153,9 @@ def train_sync_tuples(model: SyncNet, render: Callable, stages, *, anchors_per_s
             y = torch.as_tensor(np.repeat(sync, A), dtype=torch.float32, device=e.device)
             logit = model.pair_logits(ea, eb)[:, 0]
             loss = Fn.binary_cross_entropy_with_logits(logit, y)
+            if contrastive_weight > 0:      # (2C, A, E) -> cameras × the 2A instants
+                ec = e.reshape(2, C, A, -1).permute(1, 0, 2, 3).reshape(C, 2 * A, -1)
+                loss = loss + contrastive_weight * multiview_contrastive_loss(ec, temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)

@@ -242,3 +242,33 @@ def test_train_sync_tuples_value_errors():
     with pytest.raises(ValueError, match="render"):
         train_sync_tuples(net, lambda f, s: np.zeros((3, len(f) + 1, 3, 16, 16), np.uint8),
                           [(off, 3)], progress=False)
+    with pytest.raises(ValueError, match="contrastive_weight"):
+        train_sync_tuples(net, _bar_render(), [(off, 3)], contrastive_weight=-1.0,
+                          progress=False)
+    with pytest.raises(ValueError, match="temperature"):
+        train_sync_tuples(net, _bar_render(), [(off, 3)], temperature=0.0, progress=False)
+
+
+def test_multiview_contrastive_loss_minimum_ordering_and_errors():
+    from learn.sync_tuples import multiview_contrastive_loss
+    V, G = 4, 6
+    # each instant's views coincide, instants orthogonal: the loss reaches log(V - 1)
+    base = torch.eye(G, 8, dtype=torch.float64)
+    perfect = base[None].expand(V, G, 8).clone()
+    lo = float(multiview_contrastive_loss(perfect, temperature=0.01))
+    assert lo == pytest.approx(np.log(V - 1), abs=1e-9)
+    # views swapped between two instants score worse than the right grouping; random worse still
+    wrong = perfect.clone()
+    wrong[0, 0], wrong[0, 1] = perfect[0, 1], perfect[0, 0]
+    assert float(multiview_contrastive_loss(wrong, 0.01)) > lo + 1.0
+    rnd = torch.randn(V, G, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert float(multiview_contrastive_loss(rnd, 0.2)) > float(
+        multiview_contrastive_loss(perfect, 0.2))
+    # gradients flow and are finite
+    e = rnd.clone().requires_grad_(True)
+    multiview_contrastive_loss(e).backward()
+    assert torch.isfinite(e.grad).all() and e.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="e: expected"):
+        multiview_contrastive_loss(torch.zeros(1, G, 8))
+    with pytest.raises(ValueError, match="temperature"):
+        multiview_contrastive_loss(perfect, temperature=-1.0)

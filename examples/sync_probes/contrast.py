@@ -1,0 +1,147 @@
+"""Probe: does a multi-positive contrastive term (views of one instant vs every other view of the
+step) and/or one appearance per person (all cameras, both instants; as real cameras film one
+person) take the sync head off its plateau reliably? Fresh renders every step, tuple batches as
+learn.sync_tuples; held-out = the example's final pairs on an unseen subject.
+
+python examples/sync_probes/contrast.py --seed 0 --cw 1.0 --shared 1 --easy 1500 --steps 600
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import numpy as np
+import torch
+from torch.nn import functional as Fn
+
+from learn.data import camera_frame
+from learn.render import render_people
+from learn.sync_diagnose import crop_keypoints
+from learn.sync_pretext import SyncNet, pretext_accuracy, sample_pairs
+from learn.sync_tuples import tuple_pairs
+from pose.synthetic import make_people
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--cw", type=float, default=1.0)
+ap.add_argument("--tau", type=float, default=0.1)
+ap.add_argument("--shared", type=int, default=1)
+ap.add_argument("--easy", type=int, default=1500)
+ap.add_argument("--steps", type=int, default=600)
+ap.add_argument("--A", type=int, default=8)
+ap.add_argument("--subjects", type=int, default=9)
+ap.add_argument("--frames", type=int, default=60)
+ap.add_argument("--size", type=int, default=32)
+ap.add_argument("--width", type=int, default=16)
+ap.add_argument("--lr", type=float, default=2e-3)
+ap.add_argument("--device", default="cpu")
+ap.add_argument("--threads", type=int, default=1)
+ap.add_argument("--tag", default="")
+ap.add_argument("--enc", default="flat16", help="flat16 (SyncNet) | flat4 | flat8")
+ap.add_argument("--k", type=int, default=32, help="channels before flattening (flat4/flat8)")
+ap.add_argument("--mm", type=float, default=0.02, help="final min_motion (crop sides)")
+a = ap.parse_args()
+torch.set_num_threads(a.threads)
+dev = torch.device(a.device)
+people = make_people(num_subjects=a.subjects, frames_per_clip=a.frames, seed=0)
+rig = people.rig
+C, S = rig.num_cameras, a.size
+tr = np.flatnonzero(people.subject < a.subjects - 1)
+te = np.flatnonzero(people.subject == a.subjects - 1)
+tc = camera_frame(people.X, rig.R, rig.t)
+x_det = np.where((people.confidence >= 0.5)[..., None], people.x, np.nan)
+kp = crop_keypoints(x_det)
+
+
+def render(frames, seed, app):
+    r = render_people(tc[:, frames].reshape(-1, 17, 3), np.repeat(rig.K, len(frames), 0), size=S,
+                      seed=seed, jitter=0.05, appearance=app)
+    return torch.as_tensor(r.images.reshape(C, len(frames), 3, S, S))
+
+
+A = a.A
+sub, clip = people.subject[tr], people.clip[tr]
+kw = dict(num_cameras=C, sync_ratio=0.0, flip_ratio=0.0)
+plan = [(sample_pairs(sub, 20000, min_offset=30, max_offset=int(np.bincount(sub).max()) - 1,
+                      seed=40, **kw), a.easy)]
+for k, (lo, mm) in enumerate([(19, 2 * a.mm), (14, 1.5 * a.mm), (8, a.mm)]):
+    plan.append((sample_pairs(clip, 20000, min_offset=lo, max_offset=30, min_motion=mm,
+                              keypoints=kp[:, tr], seed=41 + k, **kw), a.steps // 3))
+torch.manual_seed(a.seed)
+net = SyncNet(width=a.width, embed=256, size=S)
+if a.enc != "flat16":
+    from torch import nn
+    from learn.heatmap_net import ConvBlock
+    r = S // (4 if a.enc == "flat4" else 8)
+    down = [] if a.enc == "flat4" else [nn.Conv2d(a.width, a.width, 3, 2, 1, bias=False),
+                                        nn.BatchNorm2d(a.width), nn.ReLU()]
+    net.encoder = nn.Sequential(ConvBlock(a.width), *down, nn.Conv2d(a.width, a.k, 1, bias=False),
+                                nn.BatchNorm2d(a.k), nn.ReLU(), nn.Flatten(),
+                                nn.Linear(a.k * r * r, 256), nn.BatchNorm1d(256), nn.ReLU())
+net = net.to(dev)
+opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+total = sum(n for _, n in plan)
+sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total, eta_min=a.lr / 20)
+rng = np.random.default_rng(a.seed)
+va, vb, sync = tuple_pairs(C)
+va_t, vb_t = torch.as_tensor(va, device=dev), torch.as_tensor(vb, device=dev)
+y = torch.as_tensor(np.repeat(sync, A), dtype=torch.float32, device=dev)
+# group of view (instant k, camera c, anchor i) in the (2C, A) layout: k * A + i
+grp = (torch.arange(2)[:, None, None] * A + torch.arange(A)[None, None, :]).expand(2, C, A)
+grp = grp.reshape(-1).to(dev)
+pos = (grp[:, None] == grp[None, :]) & ~torch.eye(2 * C * A, dtype=torch.bool, device=dev)
+t0 = time.time()
+step, L, ACC = 0, [], []
+net.train()
+for P, n in plan:
+    for _ in range(n):
+        k = rng.integers(0, len(P), A)
+        frames = np.concatenate([P.frame_a[k], P.frame_b[k]])
+        app = np.tile(np.concatenate([np.arange(A), np.arange(A)]), C).astype(np.int64) \
+            if a.shared else None
+        x = render(frames, a.seed * 1_000_003 + step, app).to(dev)
+        e = net.embed(x.reshape(-1, 3, S, S))
+        e = e.reshape(C, 2, A, -1).permute(1, 0, 2, 3).reshape(2 * C, A, -1)
+        logit = net.pair_logits(e[va_t].reshape(-1, e.shape[-1]),
+                                e[vb_t].reshape(-1, e.shape[-1]))[:, 0]
+        loss = Fn.binary_cross_entropy_with_logits(logit, y)
+        if a.cw > 0:
+            z = Fn.normalize(e.reshape(2 * C * A, -1), dim=-1)
+            sim = z @ z.T / a.tau
+            sim = sim.masked_fill(torch.eye(len(z), dtype=torch.bool, device=dev), -1e9)
+            logp = sim - torch.logsumexp(sim, 1, keepdim=True)
+            con = -(logp * pos).sum(1) / pos.sum(1)
+            loss = loss + a.cw * con.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        L.append(loss.item())
+        ACC.append(((logit.detach() > 0).float() == y).float().mean().item())
+        step += 1
+        if step % 100 == 0:
+            print(f"{a.tag} step {step} loss {np.mean(L[-100:]):.3f} acc {np.mean(ACC[-100:]):.3f}"
+                  f" {time.time() - t0:.0f}s", flush=True)
+dt = time.time() - t0
+net.eval()
+app_te = np.zeros(C * len(te), np.int64) if a.shared else None
+img_te = render_people(tc[:, te].reshape(-1, 17, 3), np.repeat(rig.K, len(te), 0), size=S,
+                       seed=20, jitter=0.0, appearance=app_te).images.reshape(C, len(te), 3, S, S)
+fin = dict(min_offset=8, max_offset=30, min_motion=a.mm, num_cameras=C, flip_ratio=0.0)
+pte = sample_pairs(people.clip[te], 2000, keypoints=kp[:, te], seed=2, **fin)
+acc = pretext_accuracy(net, img_te, pte, device=dev)
+for m in (0.02, 0.03, 0.04, 0.06):
+    q = sample_pairs(people.clip[te], 2000, keypoints=kp[:, te], seed=2,
+                     **dict(fin, min_motion=m))
+    print(f"{a.tag} heldout at min_motion {m}: {pretext_accuracy(net, img_te, q, device=dev)['sync']:.3f}")
+ptr = sample_pairs(people.clip[tr], 2000, keypoints=kp[:, tr], seed=3, **fin)
+app_tr = np.repeat(people.subject[tr][None], C, 0).reshape(-1).astype(np.int64) if a.shared \
+    else None
+img_tr = render_people(tc[:, tr].reshape(-1, 17, 3), np.repeat(rig.K, len(tr), 0), size=S,
+                       seed=30, jitter=0.05, appearance=app_tr).images.reshape(C, len(tr), 3, S, S)
+acc_tr = pretext_accuracy(net, img_tr, ptr, device=dev)
+print(f"RESULT {a.tag} {vars(a)} heldout {acc['sync']:.3f} (sync {acc['sync_on_sync']:.3f}, "
+      f"offset {acc['sync_on_offset']:.3f}) train {acc_tr['sync']:.3f} {dt:.0f}s "
+      f"{dt / total:.3f}s/step", flush=True)
