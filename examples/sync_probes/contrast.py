@@ -38,7 +38,7 @@ ap.add_argument("--lr", type=float, default=2e-3)
 ap.add_argument("--device", default="cpu")
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--tag", default="")
-ap.add_argument("--enc", default="flat16", help="flat16 (SyncNet) | flat4 | flat8")
+ap.add_argument("--enc", default="flat4", help="flat4 (SyncNet) | flat8 | flat16 (old)")
 ap.add_argument("--k", type=int, default=32, help="channels before flattening (flat4/flat8)")
 ap.add_argument("--mm", type=float, default=0.02, help="final min_motion (crop sides)")
 a = ap.parse_args()
@@ -69,16 +69,23 @@ for k, (lo, mm) in enumerate([(19, 2 * a.mm), (14, 1.5 * a.mm), (8, a.mm)]):
     plan.append((sample_pairs(clip, 20000, min_offset=lo, max_offset=30, min_motion=mm,
                               keypoints=kp[:, tr], seed=41 + k, **kw), a.steps // 3))
 torch.manual_seed(a.seed)
-net = SyncNet(width=a.width, embed=256, size=S)
-if a.enc != "flat16":
+net = SyncNet(width=a.width, embed=256, size=S, channels=a.k)       # flat4: SyncNet's encoder
+if a.enc != "flat4":
     from torch import nn
     from learn.heatmap_net import ConvBlock
-    r = S // (4 if a.enc == "flat4" else 8)
-    down = [] if a.enc == "flat4" else [nn.Conv2d(a.width, a.width, 3, 2, 1, bias=False),
-                                        nn.BatchNorm2d(a.width), nn.ReLU()]
-    net.encoder = nn.Sequential(ConvBlock(a.width), *down, nn.Conv2d(a.width, a.k, 1, bias=False),
-                                nn.BatchNorm2d(a.k), nn.ReLU(), nn.Flatten(),
-                                nn.Linear(a.k * r * r, 256), nn.BatchNorm1d(256), nn.ReLU())
+
+    def down(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    if a.enc == "flat16":       # the encoder before 4 Dec: two stride-2 convs to the S/16 grid
+        w2 = 2 * a.width
+        net.encoder = nn.Sequential(ConvBlock(a.width), *down(a.width, w2), *down(w2, w2),
+                                    nn.Flatten(), nn.Linear(w2 * (S // 16) ** 2, 256),
+                                    nn.BatchNorm1d(256), nn.ReLU())
+    else:                       # flat8: one stride-2 conv, then as flat4
+        net.encoder = nn.Sequential(ConvBlock(a.width), *down(a.width, a.width),
+                                    nn.Conv2d(a.width, a.k, 1, bias=False), nn.BatchNorm2d(a.k),
+                                    nn.ReLU(), nn.Flatten(), nn.Linear(a.k * (S // 8) ** 2, 256),
+                                    nn.BatchNorm1d(256), nn.ReLU())
 net = net.to(dev)
 opt = torch.optim.Adam(net.parameters(), lr=a.lr)
 total = sum(n for _, n in plan)
