@@ -11,9 +11,11 @@
    cameras) vs a different instant, and/or flipped (one view mirrored) vs not. Unsynchronised
    offsets are kept only where the 2D detections move vertically by a visible amount, and a
    curriculum goes from large to small offsets. Three pretexts: sync only, flip only, both.
-   The sync-only pretext (:mod:`learn.sync_tuples`) re-renders every view at every step (no
-   image memorised), scores all cross-camera pairs of two instants, and starts with an easy
-   stage (the offset partner is any frame >= 30 apart of the same person).
+   Every pretext (:mod:`learn.sync_tuples`) re-renders every view at every step (no image
+   memorised) and scores all cross-camera pairs of two instants; with the sync task it starts
+   with an easy stage (the offset partner is any frame >= 30 apart of the same person) and
+   adds a multi-view contrastive term (an instant's cameras against all other views); for the
+   flip task views are mirrored at random.
    Accuracies are measured on pairs of the held-out subject, on training pairs, and on the
    same training pairs re-rendered with new clothes and backgrounds (learned pose vs memorised
    images).
@@ -39,8 +41,7 @@ from learn.render import render_people
 from learn.sync_diagnose import (accuracy_by, crop_keypoints, keypoint_sync_logits,
                                  train_keypoint_sync)
 from learn.sync_pretext import (SyncNet, choose_labelled, evaluate_pose, finetune_pose,
-                                pretext_accuracy, sample_pairs, train_pretext,
-                                transfer_backbone)
+                                pretext_accuracy, sample_pairs, transfer_backbone)
 from learn.sync_tuples import train_sync_tuples
 from learn.train import get_device, save_checkpoint, seed_everything, set_threads, write_report
 from pose.metrics import n_mpjpe
@@ -53,21 +54,22 @@ from pose.synthetic import make_people
 # The full run's wider backbone (32) reached 76 % held out where 16 reached 71–73 % (probes).
 QUICK = dict(data=dict(num_subjects=9, frames_per_clip=60),
              model=dict(size=32, width=16, depth=16, embed=256),
-             pretext=dict(steps=dict(sync=3000, flip=120, both=0), easy=1500, anchors=8,
-                          batch=32, lr=2e-3, contrastive=1.0, temperature=0.2, min_offset=8,
+             pretext=dict(steps=dict(sync=3000, flip=300, both=0), easy=1500, anchors=8,
+                          batch=32, lr=2e-3, contrastive=1.0, flip_ratio=0.5, temperature=0.2, min_offset=8,
                           max_offset=30, min_motion=0.02, stages=3, test_pairs=2000),
              finetune=dict(budgets=[50, 200], seeds=1, steps=200, batch=32, lr=2e-3,
                            test_views=1200))
 FULL = dict(data=dict(num_subjects=12, frames_per_clip=80),
             model=dict(size=32, width=32, depth=16, embed=256),
-            pretext=dict(steps=dict(sync=6000, flip=300, both=1200), easy=2000, anchors=8,
-                         batch=32, lr=2e-3, contrastive=1.0, temperature=0.2, min_offset=8,
+            pretext=dict(steps=dict(sync=6000, flip=800, both=2000), easy=2000, anchors=8,
+                         batch=32, lr=2e-3, contrastive=1.0, flip_ratio=0.5, temperature=0.2, min_offset=8,
                          max_offset=30, min_motion=0.02, stages=3, test_pairs=4000),
             finetune=dict(budgets=[50, 200, 1000], seeds=3, steps=300, batch=32, lr=2e-3,
                           test_views=1600))
-PRETEXTS = dict(sync=dict(sync_weight=1.0, flip_weight=0.0, flip_ratio=0.0),
-                flip=dict(sync_weight=0.0, flip_weight=1.0, flip_ratio=0.5),
-                both=dict(sync_weight=1.0, flip_weight=1.0, flip_ratio=0.5))
+# weights of the heads and of the contrastive term; flip_ratio: mirrored pairs in the evaluation
+PRETEXTS = dict(sync=dict(sync_weight=1.0, flip_weight=0.0, contrastive=True, flip_ratio=0.0),
+                flip=dict(sync_weight=0.0, flip_weight=1.0, contrastive=False, flip_ratio=0.5),
+                both=dict(sync_weight=1.0, flip_weight=1.0, contrastive=True, flip_ratio=0.5))
 
 
 def render_all(truth_cam, K, frames, size, seed, jitter):
@@ -88,17 +90,20 @@ def curriculum(pc):
     return out
 
 
-def sync_tuples(net, people, truth_tr, tr, kp_tr, stages, steps, pc, size, args, device):
-    """The sync-only pretext by :func:`learn.sync_tuples.train_sync_tuples`: ``pc["easy"]``
-    steps whose offset partner is any frame >= 30 apart of the same person, then ``steps``
-    over the curriculum ``stages``; every view rendered anew (jitter 0.05) at every step;
-    binary cross-entropy plus ``pc["contrastive"]`` × the multi-view contrastive term."""
+def sync_tuples(net, people, truth_tr, tr, kp_tr, stages, steps, pc, size, args, device, heads,
+                name):
+    """A pretext by :func:`learn.sync_tuples.train_sync_tuples` with the heads' weights of
+    ``heads`` (:data:`PRETEXTS`): with the sync task, ``pc["easy"]`` steps whose offset partner is
+    any frame >= 30 apart of the same person first; then ``steps`` over the curriculum
+    ``stages``; every view rendered anew (jitter 0.05) at every step; binary cross-entropy
+    plus ``pc["contrastive"]`` × the multi-view contrastive term where ``heads`` has it; views
+    mirrored with probability ``pc["flip_ratio"]`` for the flip task."""
     C, K = people.rig.num_cameras, people.rig.K
     sub, clip = people.subject[tr], people.clip[tr]
     span = int(np.bincount(sub).max())
     kw = dict(num_cameras=C, sync_ratio=0.0, flip_ratio=0.0)
     plan = []
-    if pc["easy"] > 0:
+    if pc["easy"] > 0 and heads["sync_weight"] > 0:
         plan.append((sample_pairs(sub, 20000, min_offset=30, max_offset=max(span - 1, 30),
                                   seed=args.seed + 40, **kw), pc["easy"],
                      dict(kind="same person, any frame", min_offset=30)))
@@ -112,9 +117,11 @@ def sync_tuples(net, people, truth_tr, tr, kp_tr, stages, steps, pc, size, args,
         return render_all(truth_tr, K, frames, size, seed, jitter=0.05)
     hp = train_sync_tuples(net, render, [(p, n) for p, n, _ in plan],
                            anchors_per_step=pc["anchors"], lr=pc["lr"],
-                           contrastive_weight=pc["contrastive"], temperature=pc["temperature"],
-                           seed=args.seed,
-                           device=device, progress=not args.no_progress, desc="pretext sync")
+                           sync_weight=heads["sync_weight"], flip_weight=heads["flip_weight"],
+                           flip_ratio=pc["flip_ratio"],
+                           contrastive_weight=pc["contrastive"] if heads["contrastive"] else 0.0,
+                           temperature=pc["temperature"], seed=args.seed,
+                           device=device, progress=not args.no_progress, desc=f"pretext {name}")
     acc, info, s0 = hp["step_accuracy"], [], 0
     for (_, n, d), loss in zip(plan, hp["loss"]):
         last = acc[s0 + max(n - 100, 0):s0 + n]
@@ -211,27 +218,15 @@ def main(argv=None):
         if steps <= 0:
             continue
         kw = PRETEXTS[name]
-        per = steps * pc["batch"] // len(stages)
-        pairs_tr = [sample_pairs(people.clip[tr], per, num_cameras=C, min_offset=lo,
-                                 max_offset=pc["max_offset"], min_motion=mm,
-                                 keypoints=kp_det[:, tr], flip_ratio=kw["flip_ratio"],
-                                 seed=args.seed + 1 + k) for k, (lo, mm) in enumerate(stages)]
         pairs_te = sample_pairs(people.clip[te], pc["test_pairs"], keypoints=kp_det[:, te],
                                 flip_ratio=kw["flip_ratio"], seed=args.seed + 2, **final)
         pairs_trev = sample_pairs(people.clip[tr], pc["test_pairs"], keypoints=kp_det[:, tr],
                                   flip_ratio=kw["flip_ratio"], seed=args.seed + 3, **final)
         seed_everything(args.seed)
         net = SyncNet(width=mc["width"], embed=mc["embed"], size=size)
-        if name == "sync":      # fresh renders, all cross-camera pairs of two instants
-            hp, stage_info = sync_tuples(net, people, truth_cam[:, tr], tr, kp_det[:, tr],
-                                         stages, steps, pc, size, args, device)
-        else:
-            hp = train_pretext(net, img_tr, pairs_tr, batch_size=pc["batch"], lr=pc["lr"],
-                               sync_weight=kw["sync_weight"], flip_weight=kw["flip_weight"],
-                               seed=args.seed, device=device, progress=not args.no_progress,
-                               desc=f"pretext {name}")
-            stage_info = [dict(min_offset=lo, max_offset=pc["max_offset"], min_motion=mm,
-                               steps=n) for (lo, mm), n in zip(stages, hp["stage_steps"])]
+        # fresh renders, all cross-camera pairs of two instants (learn.sync_tuples)
+        hp, stage_info = sync_tuples(net, people, truth_cam[:, tr], tr, kp_det[:, tr], stages,
+                                     steps, pc, size, args, device, kw, name)
         acc_te = pretext_accuracy(net, img_te, pairs_te, device=device, details=True)
         acc_tr = pretext_accuracy(net, img_tr, pairs_trev, device=device)
         acc_trr = pretext_accuracy(net, img_trr, pairs_trev, device=device)

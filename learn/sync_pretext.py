@@ -212,9 +212,10 @@ class SyncNet(nn.Module):
     that transfers to the pose network), a residual block, a 1×1 convolution to ``channels``
     maps at ``S/4`` and one linear layer over the flattened grid to the view embedding
     ``e (B, embed)``: the embedding keeps *where* in the crop each feature is (synchronised
-    views show every joint at about the same crop height). An earlier encoder went down to an
-    ``S/16`` grid (2×2 cells at 32 px) first; with it the sync head reached 60–65 % held out
-    where this one reaches 71–77 % (``examples/sync_probes/contrast.py``, README). Late fusion:
+    views show every joint at about the same crop height). The encoder before it went down to
+    an ``S/16`` grid (2×2 cells at 32 px) first; trained the same way (fresh renders, the
+    contrastive term of :mod:`learn.sync_tuples`) the two are about equal: 72.6 % vs 74.2 %
+    held out (``examples/sync_probes/contrast.py --enc flat16|flat4 --shared 0``). Late fusion:
     ``[e_a + e_b, |e_a − e_b|]`` ``(B, 2·embed)``, then one MLP head per task gives the logits
     ``(B, 2)``: column 0 synchronised, column 1 flipped (one view mirrored). Swapping the two
     views gives the same logits.

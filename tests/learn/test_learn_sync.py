@@ -272,3 +272,55 @@ def test_multiview_contrastive_loss_minimum_ordering_and_errors():
         multiview_contrastive_loss(torch.zeros(1, G, 8))
     with pytest.raises(ValueError, match="temperature"):
         multiview_contrastive_loss(perfect, temperature=-1.0)
+
+
+def test_train_sync_tuples_flip_head_learns_mirroring_on_fresh_renders():
+    """Flip-only tuples: a bar near the left edge is the asymmetry; the flip head learns
+    whether exactly one view of a pair is mirrored, on renders it never saw."""
+    from learn.sync_tuples import train_sync_tuples
+    clip = np.zeros(16, int)
+    anchors = sample_pairs(clip, 500, num_cameras=3, min_offset=3, max_offset=8,
+                           sync_ratio=0.0, flip_ratio=0.0, seed=0)
+    bar = _bar_render()
+
+    def render(frames, seed):
+        img = bar(frames, seed)
+        img[..., 2] = 255                                   # column 2: left, not mirrored
+        return img
+    torch.manual_seed(0)
+    net = SyncNet(width=8, embed=16, size=16)
+    h = train_sync_tuples(net, render, [(anchors, 40)], anchors_per_step=4, lr=3e-3,
+                          sync_weight=0.0, flip_weight=1.0, contrastive_weight=0.0, seed=0,
+                          progress=False)
+    assert len(h["step_flip_accuracy"]) == 40 and h["step_accuracy"] == h["step_flip_accuracy"]
+    test = sample_pairs(clip, 400, num_cameras=3, min_offset=3, max_offset=8, flip_ratio=0.5,
+                        seed=5)
+    acc = pretext_accuracy(net, render(np.arange(16), 999), test)
+    assert acc["flip"] > 0.9
+    with pytest.raises(ValueError, match="sync_weight/flip_weight"):
+        train_sync_tuples(net, render, [(anchors, 2)], sync_weight=0.0, progress=False)
+    with pytest.raises(ValueError, match="flip_ratio"):
+        train_sync_tuples(net, render, [(anchors, 2)], flip_weight=1.0, flip_ratio=1.0,
+                          progress=False)
+
+
+def test_multiview_contrastive_loss_mask_leaves_views_out():
+    from learn.sync_tuples import multiview_contrastive_loss
+    V, G = 3, 4
+    rnd = torch.randn(V, G, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    full = multiview_contrastive_loss(rnd)
+    torch.testing.assert_close(multiview_contrastive_loss(rnd, mask=torch.ones(V, G, dtype=bool)),
+                               full)
+    # leaving camera 2 out equals the loss on cameras 0 and 1 alone
+    m = torch.ones(V, G, dtype=bool)
+    m[2] = False
+    torch.testing.assert_close(multiview_contrastive_loss(rnd, mask=m),
+                               multiview_contrastive_loss(rnd[:2]))
+    # garbage in the left-out views changes nothing
+    junk = rnd.clone()
+    junk[2] = 1e3
+    torch.testing.assert_close(multiview_contrastive_loss(junk, mask=m),
+                               multiview_contrastive_loss(rnd[:2]))
+    assert float(multiview_contrastive_loss(rnd, mask=torch.zeros(V, G, dtype=bool))) == 0.0
+    with pytest.raises(ValueError, match="mask"):
+        multiview_contrastive_loss(rnd, mask=torch.ones(V, G + 1, dtype=bool))
