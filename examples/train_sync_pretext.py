@@ -55,15 +55,17 @@ from pose.synthetic import make_people
 QUICK = dict(data=dict(num_subjects=9, frames_per_clip=60),
              model=dict(size=32, width=16, depth=16, embed=256),
              pretext=dict(steps=dict(sync=3000, flip=300, both=0), easy=1500, anchors=8,
-                          batch=32, lr=2e-3, contrastive=1.0, flip_ratio=0.5, temperature=0.2, min_offset=8,
-                          max_offset=30, min_motion=0.02, stages=3, test_pairs=2000),
+                          lr=2e-3, contrastive=1.0, flip_ratio=0.5, temperature=0.2,
+                          min_offset=8, max_offset=30, min_motion=0.02, stages=3,
+                          test_pairs=2000),
              finetune=dict(budgets=[50, 200], seeds=1, steps=200, batch=32, lr=2e-3,
                            test_views=1200))
 FULL = dict(data=dict(num_subjects=12, frames_per_clip=80),
             model=dict(size=32, width=32, depth=16, embed=256),
             pretext=dict(steps=dict(sync=6000, flip=800, both=2000), easy=2000, anchors=8,
-                         batch=32, lr=2e-3, contrastive=1.0, flip_ratio=0.5, temperature=0.2, min_offset=8,
-                         max_offset=30, min_motion=0.02, stages=3, test_pairs=4000),
+                         lr=2e-3, contrastive=1.0, flip_ratio=0.5, temperature=0.2,
+                         min_offset=8, max_offset=30, min_motion=0.02, stages=3,
+                         test_pairs=4000),
             finetune=dict(budgets=[50, 200, 1000], seeds=3, steps=300, batch=32, lr=2e-3,
                           test_views=1600))
 # weights of the heads and of the contrastive term; flip_ratio: mirrored pairs in the evaluation
@@ -235,10 +237,9 @@ def main(argv=None):
         gap = np.abs(pairs_te.offset)
         bins = np.where(pairs_te.sync, "0", np.where(gap < 16, "8-15", "16-30"))
         mot = np.array(people.motion_names)[people.motion[te][pairs_te.frame_a]]
-        pre[name] = dict(held_out=acc_te, train=acc_tr, train_rerendered=acc_trr, steps=len(hp["step_loss"]),
-                         stages=stage_info,
-                         stage_loss=hp["loss"], seconds=hp["seconds"],
-                         sync_by_offset=accuracy_by(ok_s, bins),
+        pre[name] = dict(held_out=acc_te, train=acc_tr, train_rerendered=acc_trr,
+                         steps=len(hp["step_loss"]), stages=stage_info, stage_loss=hp["loss"],
+                         seconds=hp["seconds"], sync_by_offset=accuracy_by(ok_s, bins),
                          sync_by_motion=accuracy_by(ok_s, mot), **kw)
         heads = [h for h, w in (("sync", kw["sync_weight"]), ("flip", kw["flip_weight"])) if w]
         print(f"pretext {name} ({hp['seconds']:.0f} s, {len(hp['step_loss'])} steps): held-out "

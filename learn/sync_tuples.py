@@ -177,8 +177,9 @@ def train_sync_tuples(model: SyncNet, render: Callable, stages, *, anchors_per_s
                 mt = torch.as_tensor(m).reshape(C, 2 * A, 1, 1, 1)
                 x = torch.where(mt, x.flip(-1), x)
             # view v = instant·C + camera; x[:, :A] are the anchors' first instants
-            e = model.embed(x.to(device).reshape(-1, *x.shape[2:]))      # (C·2A, E), cam-major
-            e = e.reshape(C, 2, A, -1).permute(1, 0, 2, 3).reshape(2 * C, A, -1)
+            ec = model.embed(x.to(device).reshape(-1, *x.shape[2:])).reshape(C, 2 * A, -1)
+            # ec: (camera, instant·A + anchor, E); e: (instant·C + camera, anchor, E)
+            e = ec.reshape(C, 2, A, -1).permute(1, 0, 2, 3).reshape(2 * C, A, -1)
             ea = e[torch.as_tensor(va, device=e.device)].reshape(-1, e.shape[-1])
             eb = e[torch.as_tensor(vb, device=e.device)].reshape(-1, e.shape[-1])
             mv = m.reshape(C, 2, A).transpose(1, 0, 2).reshape(2 * C, A)
@@ -195,8 +196,7 @@ def train_sync_tuples(model: SyncNet, render: Callable, stages, *, anchors_per_s
             if flip_weight > 0:
                 loss = loss + flip_weight * Fn.binary_cross_entropy_with_logits(
                     logits[:, 1], yf)
-            if contrastive_weight > 0:      # (2C, A, E) -> cameras × the 2A instants
-                ec = e.reshape(2, C, A, -1).permute(1, 0, 2, 3).reshape(C, 2 * A, -1)
+            if contrastive_weight > 0:      # cameras × the 2A instants of the step
                 loss = loss + contrastive_weight * multiview_contrastive_loss(
                     ec, temperature, mask=torch.as_tensor(~m))
             opt.zero_grad(set_to_none=True)

@@ -1,7 +1,8 @@
 """Probe: does a multi-positive contrastive term (views of one instant vs every other view of the
 step) and/or one appearance per person (all cameras, both instants; as real cameras film one
-person) take the sync head off its plateau reliably? Fresh renders every step, tuple batches as
-learn.sync_tuples; held-out = the example's final pairs on an unseen subject.
+person) take the sync head off its plateau reliably? Trained by learn.sync_tuples.train_sync_tuples
+(fresh renders every step, tuple batches; until 4 Dec this probe had its own copy of that loop
+with the same losses); held-out = the example's final pairs on an unseen subject.
 
 python examples/sync_probes/contrast.py --seed 0 --cw 1.0 --shared 1 --easy 1500 --steps 600
 """
@@ -13,13 +14,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import numpy as np
 import torch
-from torch.nn import functional as Fn
 
 from learn.data import camera_frame
 from learn.render import render_people
 from learn.sync_diagnose import crop_keypoints
 from learn.sync_pretext import SyncNet, pretext_accuracy, sample_pairs
-from learn.sync_tuples import tuple_pairs
+from learn.sync_tuples import train_sync_tuples
 from pose.synthetic import make_people
 
 ap = argparse.ArgumentParser()
@@ -86,51 +86,24 @@ if a.enc != "flat4":
                                     nn.Conv2d(a.width, a.k, 1, bias=False), nn.BatchNorm2d(a.k),
                                     nn.ReLU(), nn.Flatten(), nn.Linear(a.k * (S // 8) ** 2, 256),
                                     nn.BatchNorm1d(256), nn.ReLU())
-net = net.to(dev)
-opt = torch.optim.Adam(net.parameters(), lr=a.lr)
-total = sum(n for _, n in plan)
-sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total, eta_min=a.lr / 20)
-rng = np.random.default_rng(a.seed)
-va, vb, sync = tuple_pairs(C)
-va_t, vb_t = torch.as_tensor(va, device=dev), torch.as_tensor(vb, device=dev)
-y = torch.as_tensor(np.repeat(sync, A), dtype=torch.float32, device=dev)
-# group of view (instant k, camera c, anchor i) in the (2C, A) layout: k * A + i
-grp = (torch.arange(2)[:, None, None] * A + torch.arange(A)[None, None, :]).expand(2, C, A)
-grp = grp.reshape(-1).to(dev)
-pos = (grp[:, None] == grp[None, :]) & ~torch.eye(2 * C * A, dtype=torch.bool, device=dev)
+
+
+def render_step(frames, seed):
+    """The step's views: with --shared, one appearance per anchor (both instants, all cameras)."""
+    n = len(frames)
+    app = np.tile(np.arange(n) % (n // 2), C).astype(np.int64) if a.shared else None
+    return render(frames, seed, app)
+
+
 t0 = time.time()
-step, L, ACC = 0, [], []
-net.train()
-for P, n in plan:
-    for _ in range(n):
-        k = rng.integers(0, len(P), A)
-        frames = np.concatenate([P.frame_a[k], P.frame_b[k]])
-        app = np.tile(np.concatenate([np.arange(A), np.arange(A)]), C).astype(np.int64) \
-            if a.shared else None
-        x = render(frames, a.seed * 1_000_003 + step, app).to(dev)
-        e = net.embed(x.reshape(-1, 3, S, S))
-        e = e.reshape(C, 2, A, -1).permute(1, 0, 2, 3).reshape(2 * C, A, -1)
-        logit = net.pair_logits(e[va_t].reshape(-1, e.shape[-1]),
-                                e[vb_t].reshape(-1, e.shape[-1]))[:, 0]
-        loss = Fn.binary_cross_entropy_with_logits(logit, y)
-        if a.cw > 0:
-            z = Fn.normalize(e.reshape(2 * C * A, -1), dim=-1)
-            sim = z @ z.T / a.tau
-            sim = sim.masked_fill(torch.eye(len(z), dtype=torch.bool, device=dev), -1e9)
-            logp = sim - torch.logsumexp(sim, 1, keepdim=True)
-            con = -(logp * pos).sum(1) / pos.sum(1)
-            loss = loss + a.cw * con.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        opt.step()
-        sched.step()
-        L.append(loss.item())
-        ACC.append(((logit.detach() > 0).float() == y).float().mean().item())
-        step += 1
-        if step % 100 == 0:
-            print(f"{a.tag} step {step} loss {np.mean(L[-100:]):.3f} acc {np.mean(ACC[-100:]):.3f}"
-                  f" {time.time() - t0:.0f}s", flush=True)
+h = train_sync_tuples(net, render_step, plan, anchors_per_step=A, lr=a.lr,
+                      contrastive_weight=a.cw, temperature=a.tau, seed=a.seed, device=dev,
+                      progress=False)
+acc_steps = np.asarray(h["step_accuracy"])
+for s0 in range(0, len(acc_steps), 100):
+    print(f"{a.tag} step {s0 + 100} loss {np.mean(h['step_loss'][s0:s0 + 100]):.3f} "
+          f"acc {acc_steps[s0:s0 + 100].mean():.3f}")
+total = len(acc_steps)
 dt = time.time() - t0
 net.eval()
 app_te = np.zeros(C * len(te), np.int64) if a.shared else None
@@ -142,7 +115,8 @@ acc = pretext_accuracy(net, img_te, pte, device=dev)
 for m in (0.02, 0.03, 0.04, 0.06):
     q = sample_pairs(people.clip[te], 2000, keypoints=kp[:, te], seed=2,
                      **dict(fin, min_motion=m))
-    print(f"{a.tag} heldout at min_motion {m}: {pretext_accuracy(net, img_te, q, device=dev)['sync']:.3f}")
+    r = pretext_accuracy(net, img_te, q, device=dev)
+    print(f"{a.tag} heldout at min_motion {m}: {r['sync']:.3f}")
 ptr = sample_pairs(people.clip[tr], 2000, keypoints=kp[:, tr], seed=3, **fin)
 app_tr = np.repeat(people.subject[tr][None], C, 0).reshape(-1).astype(np.int64) if a.shared \
     else None
