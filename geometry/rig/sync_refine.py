@@ -12,8 +12,10 @@ Method (:func:`geometry.synchronise_rig`, in :mod:`geometry.rig.sync_joint`; ste
 3. with the cameras known, every camera pair's score curve ``L_ij(δ)`` is computed: the mean
    Cauchy loss ``log(1 + (e/s)²)`` of the Sampson distances ``e`` (px, under the rig's
    fundamental matrix) of all joints and frames with camera ``j`` shifted by ``δ`` against
-   camera ``i``, ``s`` the pair's robust residual scale; on whole shifts in
-   ``±2 max_offset`` and on a 0.05-frame grid near the whole solution. The offsets minimise
+   camera ``i``, ``s`` the pair's robust (MAD) residual scale; on whole shifts in
+   ``±2 max_offset``, and on a 0.05-frame grid near the whole solution with one scale per
+   joint (a detector's hip is not its wrist), measured at the whole solution, then again at
+   the fine minimum that gives. The offsets minimise
    ``Σ L_ij(o_j − o_i)``: over whole frames (exhaustively), then continuously within a frame
    (cubic splines through the grid, Powell).
    The tracks are first cleaned of single-frame glitches and smoothed in time by a Gaussian of
@@ -119,11 +121,22 @@ def _pair_table(xi, xj, F, grid, scale):
     return S, N
 
 
-def _pair_scale(xi, xj, F, d):
+def _pair_scale(xi, xj, F, d, per_joint=False):
+    """Robust (MAD) scale of the Sampson distances (px) with camera ``j`` shifted by ``d``:
+    pooled over joints (``None`` with fewer than 16 distances), or with ``per_joint`` one per
+    joint ``(J,)`` (the pooled one where a joint has fewer than 8); at least 1 px."""
     with np.errstate(invalid="ignore"):
         e = sampson_distance(F, xi, shift_frames(xj, float(d)))
-    e = e[np.isfinite(e)]
-    return max(1.0, SCALE_FACTOR * 1.4826 * float(np.median(e))) if e.size >= 16 else None
+    ok = np.isfinite(e)
+    if ok.sum() < 16:
+        return None
+    pooled = max(1.0, SCALE_FACTOR * 1.4826 * float(np.median(e[ok])))
+    if not per_joint:
+        return pooled
+    out = np.full(e.shape[1], pooled)
+    for j in np.flatnonzero(ok.sum(0) >= 8):
+        out[j] = max(1.0, SCALE_FACTOR * 1.4826 * float(np.median(e[ok[:, j], j])))
+    return out
 
 
 class _Curves:
@@ -139,11 +152,18 @@ class _Curves:
             S, N = _pair_table(xs[i], xs[j], F[(i, j)], self.shifts, scale[(i, j)])
             self.whole[(i, j)] = self._by_block(S, N)
 
-    def add_fine(self, centre):
-        """Fine curves on a 0.05-frame grid within 2 frames of ``centre[(i, j)]``."""
+    def add_fine(self, centre, at):
+        """Fine curves on a 0.05-frame grid within 2 frames of ``centre[(i, j)]``, each joint's
+        Sampson distances scaled by its own robust scale with camera ``j`` shifted by
+        ``at[(i, j)]`` (a detector's hip is not its wrist: the precise joints weigh more; the
+        scales are measured near the solution, not at the start, where a wrong shift would
+        make the moving joints look noisy)."""
         for (i, j) in self.pairs:
-            g = np.arange(centre[(i, j)] - 2.0, centre[(i, j)] + 2.0 + 1e-9, FINE_STEP)
-            S, N = _pair_table(self.xs[i], self.xs[j], self.F[(i, j)], g, self.scale[(i, j)])
+            c = centre[(i, j)]
+            s = _pair_scale(self.xs[i], self.xs[j], self.F[(i, j)], at[(i, j)], per_joint=True)
+            g = np.arange(c - 2.0, c + 2.0 + 1e-9, FINE_STEP)
+            S, N = _pair_table(self.xs[i], self.xs[j], self.F[(i, j)], g,
+                               self.scale[(i, j)] if s is None else s)
             self.fine[(i, j)], self.grid[(i, j)] = self._by_block(S, N), g
 
     def _by_block(self, S, N):
@@ -322,8 +342,11 @@ def offsets_with_cameras(x, K, R, t, offsets=None, *, max_offset: int = 10, refe
     cur = _Curves(xs, F, pairs, np.arange(-2 * max_offset, 2 * max_offset + 1), scale, block)
     w = {p: v[max_offset:3 * max_offset + 1] for p, v in cur.whole_curves(every).items()}
     o_whole = _solve_whole(cur.whole_curves(every), max_offset, C, reference, free, off)
-    cur.add_fine({(i, j): o_whole[j] - o_whole[i] for (i, j) in pairs})
-    o = _solve_fine(cur.fine_curves(every), cur.grid, o_whole, C, reference, free)
+    centre = {(i, j): o_whole[j] - o_whole[i] for (i, j) in pairs}
+    o = o_whole
+    for _ in range(2):      # joint scales at the whole solution, then at the fine one
+        cur.add_fine(centre, {(i, j): o[j] - o[i] for (i, j) in pairs})
+        o = _solve_fine(cur.fine_curves(every), cur.grid, o_whole, C, reference, free)
     res["offsets"] = o
     for c in free:
         p = (min(c, reference), max(c, reference))
