@@ -93,8 +93,9 @@ def shift_frames(x, d: float) -> np.ndarray:
     """``x (T, J, 2)`` sampled at frame times ``t + d`` (linear interpolation; NaN outside)."""
     T = x.shape[0]
     tq = np.arange(T) + d
-    i0 = np.floor(tq).astype(np.int64)
-    a = (tq - i0)[:, None, None]
+    i0 = np.floor(tq)
+    i0 = np.where(np.isclose(tq - i0, 1.0), i0 + 1, i0).astype(np.int64)   # a hair below
+    a = np.clip(tq - i0, 0.0, None)[:, None, None]
     out = np.full_like(x, np.nan)
     ok0 = (i0 >= 0) & (i0 < T)
     ok1 = (i0 + 1 >= 0) & (i0 + 1 < T)

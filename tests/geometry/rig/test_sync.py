@@ -57,6 +57,16 @@ def test_apply_time_offsets_resynchronises(walking):
     assert np.isnan(half[0, -1]).all()
 
 
+def test_offset_a_hair_below_a_whole_frame_is_that_frame():
+    """An offset like −3 − 4e-16 (from a 0.05-frame grid) samples frame t − 3, not a blend
+    with the frame before it (which loses the first frames to NaN)."""
+    x = np.random.default_rng(0).normal(size=(1, 12, 3, 2))
+    for d in (-3.0, 2.0, 0.0):
+        below = geo.apply_time_offsets(x, [np.nextafter(d, -np.inf)])
+        np.testing.assert_array_equal(below, geo.apply_time_offsets(x, [d]))
+    assert np.isfinite(geo.apply_time_offsets(x, [np.nextafter(-3.0, -np.inf)])[0, 3:]).all()
+
+
 def test_camera_without_shared_joints_is_invalid():
     x = np.random.default_rng(0).uniform(0, 1000, (3, 40, 17, 2))
     x[2] = np.nan
