@@ -122,3 +122,29 @@ def test_bad_session_arguments():
     with pytest.raises(ValueError, match=r"trials\[1\].*max_offset"):
         geo.synchronise_session([np.zeros((3, 40, 17, 2)), np.zeros((3, 5, 17, 2))],
                                 max_offset=6)
+
+
+def test_score_table_matches_sampson_of_shifted_tracks():
+    """The grid-vectorised score table equals the Sampson distances of
+    :func:`geometry.rig.sync.shift_frames` tracks scored one shift at a time (whole, fractional
+    and out-of-range shifts, missing samples, one scale per joint)."""
+    from geometry.epipolar.fundamental import sampson_distance
+    from geometry.rig.sync import shift_frames
+    from geometry.rig.sync_curves import _pair_table
+    rng = np.random.default_rng(1)
+    xi = rng.normal(500.0, 100.0, (60, 5, 2))
+    xj = xi + rng.normal(0.0, 3.0, xi.shape)
+    xi[rng.random((60, 5)) < 0.1] = np.nan
+    xj[rng.random((60, 5)) < 0.1] = np.nan
+    F = rng.normal(size=(3, 3))
+    grid = np.array([-61.0, -7.35, -1.0, -0.05, 0.0, 0.5, 2.0, 3.95, 59.5, 70.0])
+    scale = rng.uniform(1.0, 4.0, 5)
+    S, N = _pair_table(xi, xj, F, grid, scale)
+    for g, d in enumerate(grid):
+        with np.errstate(invalid="ignore"):
+            e = sampson_distance(F, xi, shift_frames(xj, float(d)))
+        ok = np.isfinite(e)
+        np.testing.assert_array_equal(N[g], ok.sum(1))
+        np.testing.assert_allclose(S[g], np.where(ok, np.log1p((np.where(ok, e, 0) / scale) ** 2),
+                                                  0).sum(1), rtol=1e-9, atol=1e-12)
+    assert N[0].sum() == 0 and N[-1].sum() == 0 and N[4].sum() > 200
