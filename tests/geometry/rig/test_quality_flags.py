@@ -29,13 +29,13 @@ def offset_cases():
         for _ in range(2):
             delays = np.concatenate([[0.0], rng.uniform(-5, 5, 3)])
             start = int(rng.integers(6, 240 - T - 6)) * FINE
-            cases.append((_delayed(people, delays, T, start), delays))
+            cases.append((_delayed(people, delays, T, start), delays, people.rig.K))
     return cases
 
 
 def test_offsets_off_by_half_a_frame_are_flagged(offset_cases):
     err, confident = [], []
-    for x, delays in offset_cases:
+    for x, delays, _ in offset_cases:
         r = geo.estimate_time_offsets(x, max_offset=6)
         assert r.valid.all() and r.confident[0] and r.offset_std[0] == 0
         assert np.all((r.confidence >= 0) & (r.confidence <= 1))
@@ -46,6 +46,20 @@ def test_offsets_off_by_half_a_frame_are_flagged(offset_cases):
     assert off.any() and (~off).any()          # the set has both kinds
     assert (~confident[off]).mean() >= 0.9      # recall of the low-confidence flag
     assert confident[~off].mean() >= 0.75       # correct ones mostly keep their confidence
+
+
+def test_offset_absorbed_by_the_rig_is_flagged(offset_cases):
+    """Turning in place, 3 px, 100 frames: the joint fixed point leaves camera 2 about a frame
+    off while its block halves agree (std ~0.2); pushing that offset by half a frame and
+    reconstructing the rig brings none of it back (restoring share κ < 0.3), so it is flagged.
+    Without the probe it was confident."""
+    x, delays, K = offset_cases[10]
+    s = geo.synchronise_rig(x, K, max_offset=6)
+    err = np.abs(s.offsets + delays)
+    assert err[2] >= 0.5 and s.summary["restoring"][2] < 0.3
+    assert not s.confident[err >= 0.5].any()
+    plain = geo.synchronise_rig(x, K, max_offset=6, probe=0)
+    assert plain.confident[2] and np.isnan(plain.summary["restoring"]).all()
 
 
 def test_pose2sim_known_shifts_flagged_honestly(shared_data):

@@ -50,6 +50,8 @@ def test_synchronise_rig_recovers_offsets_and_cameras(moving):
     s = geo.synchronise_rig(x, rig.K, max_offset=5, max_rounds=3, rig_replicates=1)
     assert np.all(np.abs(s.offsets + delays) < 0.15), s.offsets
     assert s.confident.all()
+    # a moving person pins the offsets: a pushed offset comes (nearly) all the way back
+    assert np.isnan(s.summary["restoring"][0]) and np.all(s.summary["restoring"][1:] > 0.7)
     assert s.history.shape[1] == 4 and np.all(s.history[:, 0] == 0)
     # the rig of the resynchronised views is as good as one from synchronised views
     synced = geo.reconstruct_rig(_delayed(moving, np.zeros(4), T=120), rig.K)
@@ -105,6 +107,8 @@ def test_synchronise_session_two_trials(walking):
     (dict(tol=0.0), "tol"),
     (dict(max_rounds=0), "max_rounds"),
     (dict(rig_replicates=-1), "rig_replicates"),
+    (dict(probe=2.0), "probe"),
+    (dict(probe=True), "probe"),
     (dict(initial=[0.0, 1.0]), "initial"),
     (dict(confidence=np.ones((3, 40))), "confidence"),
 ])
