@@ -88,7 +88,9 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
             ``1/κ`` times as far as a single round's error, so the fixed-rig std is divided by
             ``κ`` (clipped to [0.05, 1]) when that is larger. A turning person seen by a level
             ring can let the rig absorb a whole offset error (κ ≈ 0; measured κ −0.2 for an
-            offset 0.97 frame off that the block halves gave a std of 0.18). 0: no probe.
+            offset 0.97 frame off that the block halves gave a std of 0.18). A camera whose
+            probe rig cannot be reconstructed keeps its std (κ NaN). Costs one rig
+            reconstruction per camera. 0: no probe.
         seed: RANSAC and resampling seed. rig_options: passed to :func:`reconstruct_rig`.
     Returns:
         :class:`SyncedRig`; ``rig`` is reconstructed from the views resynchronised with the
