@@ -206,7 +206,8 @@ def train_sync_tuples(model: SyncNet, render: Callable, stages, *, anchors_per_s
             sched.step()
             losses.append(float(loss.detach()))
             with torch.no_grad():
-                acc_f = float(((logits[:, 1] > 0).float() == yf).float().mean())
+                acc_f = float(((logits[:, 1] > 0).float() == yf).float().mean()) \
+                    if flip_weight > 0 else float("nan")
                 acc_s = float(((logit[clean] > 0).float() == y[clean]).float().mean()) \
                     if bool(clean.any()) else float("nan")
             hist["step_accuracy"].append(acc_s if sync_weight > 0 else acc_f)

@@ -89,6 +89,15 @@ QUANTISATION_STD = 1.0 / np.sqrt(12.0)   # std of rounding a uniform offset to w
 STD_INFLATION = 1.0    # half-sample std × this = reported std (1: measured on synthetic people)
 
 
+def confidence_from_std(std) -> np.ndarray:
+    """P(|error| < ½ frame) for a normal error of std ``std`` (frames; array): 0 where the std
+    is NaN or infinite."""
+    std = np.asarray(std, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = erf(0.5 / (np.sqrt(2.0) * np.maximum(std, 1e-12)))
+    return np.where(np.isfinite(std), c, 0.0)
+
+
 def shift_frames(x, d: float) -> np.ndarray:
     """``x (T, J, 2)`` sampled at frame times ``t + d`` (linear interpolation; NaN outside)."""
     T = x.shape[0]
@@ -224,9 +233,7 @@ def estimate_time_offsets(x, mask=None, *, max_offset: int = 10, reference: int 
                 sd = float(np.hypot(sd, QUANTISATION_STD))   # + rounding to whole frames
             out["offset_std"][c] = STD_INFLATION * sd
     std = out["offset_std"]
-    with np.errstate(divide="ignore"):
-        conf = np.where(np.isfinite(std), erf(0.5 / (np.sqrt(2.0) * np.maximum(std, 1e-12))), 0.0)
-    conf = np.where(valid, conf, 0.0)
+    conf = np.where(valid, confidence_from_std(std), 0.0)
     return TimeOffsets(offsets=out["offsets"], integer=integer, shifts=shifts, cost=cost,
                        valid=valid, gap=out["gap"], agreement=out["agreement"],
                        sharpness=out["sharpness"],

@@ -18,12 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import erf
 
 from ..common.checks import check_int
 from .sync import apply_time_offsets, estimate_time_offsets, shift_frames
-from .sync_refine import (BLOCKS, MIN_DEPTH, _check_common, _finite, offsets_with_cameras,
-                          smooth_tracks)
+from .sync_refine import (BLOCKS, _check_common, _finite, offsets_with_cameras, smooth_tracks,
+                          _with_std)
 
 __all__ = ["SyncedRig", "synchronise_rig", "synchronise_session"]
 
@@ -183,22 +182,15 @@ def _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options, max
                                      camera_valid=rec.camera_valid, seed=seed, smooth=0,
                                      halves=0)
             reps.append(np.where(rec.camera_valid, e["offsets"], np.nan))
-    est = dict(est)
     if len(reps) < 2:
-        return est
+        return dict(est)
     reps = np.array(reps)
     sd_rig = np.nanstd(reps, 0, ddof=1) / np.sqrt(2.0)
     far = np.nanmean(np.abs(reps - off) > 1.0, 0)
     free = np.isfinite(est["offset_std"]) & (np.arange(len(off)) != reference)
-    sd = np.where(free, np.fmax(est["offset_std"], np.nan_to_num(sd_rig, nan=np.inf)),
-                  est["offset_std"])
-    agree = np.where(free, np.minimum(est["agreement"], 1.0 - far), est["agreement"])
-    conf_ = np.where(free, erf(0.5 / (np.sqrt(2.0) * np.maximum(sd, 1e-9))), est["confidence"])
-    est.update(offset_std=sd, agreement=agree, confidence=conf_,
-               confident=np.where(free, (conf_ >= 0.9) & (agree >= 0.9)
-                                  & (est["depth"] >= MIN_DEPTH), est["confident"]),
-               replicates=reps)
-    return est
+    sd = np.fmax(est["offset_std"], np.nan_to_num(sd_rig, nan=np.inf))
+    est = _with_std(est, sd, np.minimum(est["agreement"], 1.0 - far), free)
+    return dict(est, replicates=reps)
 
 
 def _with_probe(est, fixed_std, x, conf, xs_smooth, off, K, seed, rig_options, max_offset,
@@ -219,14 +211,9 @@ def _with_probe(est, fixed_std, x, conf, xs_smooth, off, K, seed, rig_options, m
                                  reference=reference, camera_valid=rec.camera_valid, seed=seed,
                                  smooth=0, halves=0)
         kappa[c] = (pushed[c] - e["offsets"][c]) / step
-    est = dict(est)
     k = np.clip(np.nan_to_num(kappa, nan=1.0), 0.05, 1.0)
-    sd = np.where(free, np.fmax(est["offset_std"], fixed_std / k), est["offset_std"])
-    conf_ = np.where(free, erf(0.5 / (np.sqrt(2.0) * np.maximum(sd, 1e-9))), est["confidence"])
-    est.update(offset_std=sd, confidence=conf_,
-               confident=np.where(free, (conf_ >= 0.9) & (est["agreement"] >= 0.9)
-                                  & (est["depth"] >= MIN_DEPTH), est["confident"]))
-    return est, kappa
+    sd = np.fmax(est["offset_std"], fixed_std / k)
+    return _with_std(est, sd, est["agreement"], free), kappa
 
 
 def _reconstruct(reconstruct_rig, x, conf, off, K, seed, rig_options):

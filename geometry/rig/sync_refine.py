@@ -37,11 +37,10 @@ below the far shifts' median at least :data:`MIN_DEPTH`).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import erf
 
 from ..common.checks import check_int
 from ..common.validate import as_points, check_positive
-from .sync import check_offset_inputs, temporal_outliers
+from .sync import check_offset_inputs, confidence_from_std, temporal_outliers
 from .sync_curves import BLOCKS, _Curves, _pair_F, _pair_scale
 
 __all__ = ["offsets_with_cameras", "smooth_tracks"]
@@ -285,10 +284,19 @@ def offsets_with_cameras(x, K, R, t, offsets=None, *, max_offset: int = 10, refe
     if len(reps) >= 4:
         reps, agree = np.array(reps), np.array(agree)
         sd = reps.std(0, ddof=1) / np.sqrt(2.0)
-        for c in free:
-            res["offset_std"][c] = sd[c]
-            res["agreement"][c] = agree[:, c].mean()
-            res["confidence"][c] = float(erf(0.5 / (np.sqrt(2.0) * max(sd[c], 1e-9))))
-            res["confident"][c] = bool(res["confidence"][c] >= 0.9 and res["agreement"][c] >= 0.9
-                                       and res["depth"][c] >= MIN_DEPTH)
+        res["offset_std"][free] = sd[free]
+        res["agreement"][free] = agree[:, free].mean(0)
+        res = _with_std(res, res["offset_std"], res["agreement"], np.isin(np.arange(C), free))
     return dict(res, shifts=shifts, cost=cost)
+
+
+def _with_std(est, sd, agreement, free):
+    """``est`` (a dict as :func:`offsets_with_cameras` returns) with ``offset_std``,
+    ``agreement``, ``confidence`` and ``confident`` replaced where ``free (C,)`` is True:
+    ``confident`` = P(|error| < ½) ≥ 0.9, ``agreement`` ≥ 0.9 and ``depth`` ≥ MIN_DEPTH."""
+    conf = confidence_from_std(sd)
+    ok = (conf >= 0.9) & (agreement >= 0.9) & (est["depth"] >= MIN_DEPTH)
+    return dict(est, offset_std=np.where(free, sd, est["offset_std"]),
+                agreement=np.where(free, agreement, est["agreement"]),
+                confidence=np.where(free, conf, est["confidence"]),
+                confident=np.where(free, ok, est["confident"]))
