@@ -175,7 +175,9 @@ def make_motion(motion: str, num_frames: int, *, fps: float = 50.0, offsets=None
             A[:, sh, 0] += w * targ[k, 0]
             A[:, sh, 1] += w * targ[k, 1] + 5
             A[:, sh, 2] += w * targ[k, 2]
-            A[:, el, 0] += 70 * (1 - w) * side + 15 + 10 * w
+            # the active arm bends on the way out and straightens at the target; both
+            # elbows are at rest (15°) where the active arm switches (u = 0): no jump
+            A[:, el, 0] += 15 + side * (10 * w + 70 * np.sin(np.pi * (cyc - k)) * (1 - w))
         A[:, 7, 0] += 25 * u * rng.uniform(0.3, 1.0)
         A[:, 7, 2] += 15 * u * np.where(right, -1, 1)
     elif motion == "squat":

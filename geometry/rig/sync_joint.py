@@ -87,7 +87,12 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
             ``1/κ`` times as far as a single round's error, so the fixed-rig std is divided by
             ``κ`` (clipped to [0.05, 1]) when that is larger. A turning person seen by a level
             ring can let the rig absorb a whole offset error (κ ≈ 0; measured κ −0.2 for an
-            offset 0.97 frame off that the block halves gave a std of 0.18). A camera whose
+            offset 0.97 frame off that the block halves gave a std of 0.18). Each round also
+            removes only the share κ of the start's error, so ``(1 − κ)^rounds`` times the
+            start's std (:func:`estimate_time_offsets`; not counted when ``initial`` is given)
+            is added in quadrature: a rigid body spinning in front of a level ring leaves the
+            offsets unobservable with a free rig (κ 0–0.3), and without that term four rounds
+            left offsets 2–5 frames off with stds of 0.02–0.06, confident. A camera whose
             probe rig cannot be reconstructed keeps its std (κ NaN). Costs one rig
             reconstruction per camera. 0: no probe.
         seed: RANSAC and resampling seed. rig_options: passed to :func:`reconstruct_rig`.
@@ -110,9 +115,11 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
                 or not np.isfinite(lo):
             raise ValueError(f"min_confidence: expected a finite number, got {lo!r}")
         x = np.where((conf > lo)[..., None], x, np.nan)
+    init_std = None
     if initial is None:
         init = estimate_time_offsets(x, max_offset=max_offset, reference=reference, seed=seed)
         off = init.offsets.copy()
+        init_std = init.offset_std
     else:
         off = _finite("initial", initial, ((C,),))
         off = off - off[reference]
@@ -145,7 +152,8 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
     restoring = np.full(C, np.nan)
     if est is not None and probe > 0 and rec is not None and rec.valid:
         est, restoring = _with_probe(est, fixed_std, x, conf, xs_smooth, off, K, seed,
-                                     rig_options, max_offset, reference, float(probe))
+                                     rig_options, max_offset, reference, float(probe),
+                                     init_std, len(history) - 1)
     if est is None:
         est = dict(offset_std=np.where(np.arange(C) == reference, 0.0, np.inf),
                    confidence=(np.arange(C) == reference).astype(float),
@@ -194,7 +202,7 @@ def _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options, max
 
 
 def _with_probe(est, fixed_std, x, conf, xs_smooth, off, K, seed, rig_options, max_offset,
-                reference, step):
+                reference, step, init_std=None, rounds=0):
     """``est`` with each camera's std widened by its restoring share ``κ`` (see the ``probe``
     argument of :func:`synchronise_rig`); returns ``(est, κ (C,))``."""
     from .reconstruct import reconstruct_rig
@@ -213,6 +221,10 @@ def _with_probe(est, fixed_std, x, conf, xs_smooth, off, K, seed, rig_options, m
         kappa[c] = (pushed[c] - e["offsets"][c]) / step
     k = np.clip(np.nan_to_num(kappa, nan=1.0), 0.05, 1.0)
     sd = np.fmax(est["offset_std"], fixed_std / k)
+    if init_std is not None and rounds > 0:
+        # each round removes only the share κ of the start's error: (1 − κ)^rounds of it is left
+        left = (1.0 - np.clip(np.nan_to_num(kappa, nan=1.0), 0.0, 1.0)) ** rounds
+        sd = np.sqrt(sd ** 2 + (left * np.where(np.isfinite(init_std), init_std, 2.0 * max_offset)) ** 2)
     return _with_std(est, sd, est["agreement"], free), kappa
 
 
