@@ -29,17 +29,17 @@ others left confident; NaN where there are none), ``seconds``. The #21 flag set 
 people as in ``tests/geometry/rig/test_quality_flags.py`` plus Pose2Sim with whole shifts) ends
 the table with one row per method.
 
-Measured (full run of ``python -m benchmarks accuracy``, 4 Dec 19:03–19:13 UTC, one core):
-``synchronise_rig`` max offset error 0.081–0.131 frame on the five Pose2Sim cases
+Measured (full run of ``python -m benchmarks accuracy``, 4 Dec 21:47–21:53 UTC, one core):
+``synchronise_rig`` max offset error 0.082–0.131 frame on the five Pose2Sim cases
 (``estimate_time_offsets``: 0.54–1.11) and 0.020–0.090 on CMU (0.065–0.144); rotation ratio to
-the synchronised data 0.93–1.09 on Pose2Sim and 0.75–0.96 on CMU (one robust scale per joint in
-the sub-frame score; with one pooled scale: 0.163 in Pose2Sim random #3). Issue-21 flag set
-(offsets part rerun 19:21–19:30 UTC with the offset probe of ``synchronise_rig``): recall 1.0 /
-keep 0.85 (``synchronise_rig``; 0.875 / 0.85 without the probe), 0.73 / 0.75
-(``estimate_time_offsets``): keep below the 0.95 target; the needless flags are all in hard
-synthetic cases (turning or reaching, 3–4 px, 100 frames). These hard cases are chaotic: a change in the last
-bits of a score (a sum taken in another order) flips some of their flags, so the flag-set
-figures move by a few offsets between code versions that agree to 1e-12.
+the synchronised data 0.93–1.09 on Pose2Sim and 0.75–0.96 on CMU. Issue-21 flag set: recall
+1.0 (7 of 7) / keep 0.87 (41 of 47) for ``synchronise_rig``, 0.73 / 0.75 for
+``estimate_time_offsets``: keep below the 0.95 target; the needless flags are all in hard
+synthetic cases (turning or reaching, 3–4 px, 100 frames), whose Cramér–Rao bound is 0.12–0.25
+frame (cameras, trajectories and offsets unknown) while the estimates are 2–3× farther off.
+These hard cases are chaotic: a change in the last bits of a score (a sum taken in another
+order) flips some of their flags, so the flag-set figures move by a few offsets between code
+versions that agree to 1e-12.
 """
 from __future__ import annotations
 
