@@ -203,8 +203,9 @@ def _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options, max
 
 def _with_probe(est, fixed_std, x, conf, xs_smooth, off, K, seed, rig_options, max_offset,
                 reference, step, init_std=None, rounds=0):
-    """``est`` with each camera's std widened by its restoring share ``κ`` (see the ``probe``
-    argument of :func:`synchronise_rig`); returns ``(est, κ (C,))``."""
+    """``est`` with each camera's std widened by its restoring share ``κ`` and by the share
+    ``(1 − κ)^rounds`` of the start's std ``init_std (C,)`` that the rounds left (see the
+    ``probe`` argument of :func:`synchronise_rig`); returns ``(est, κ (C,))``."""
     from .reconstruct import reconstruct_rig
     C = len(off)
     kappa = np.full(C, np.nan)
@@ -224,7 +225,8 @@ def _with_probe(est, fixed_std, x, conf, xs_smooth, off, K, seed, rig_options, m
     if init_std is not None and rounds > 0:
         # each round removes only the share κ of the start's error: (1 − κ)^rounds of it is left
         left = (1.0 - np.clip(np.nan_to_num(kappa, nan=1.0), 0.0, 1.0)) ** rounds
-        sd = np.sqrt(sd ** 2 + (left * np.where(np.isfinite(init_std), init_std, 2.0 * max_offset)) ** 2)
+        start = np.where(np.isfinite(init_std), init_std, 2.0 * max_offset)   # inf: no start
+        sd = np.sqrt(sd ** 2 + (left * start) ** 2)
     return _with_std(est, sd, est["agreement"], free), kappa
 
 
