@@ -98,13 +98,21 @@ def confidence_from_std(std) -> np.ndarray:
     return np.where(np.isfinite(std), c, 0.0)
 
 
+def split_frames(tq):
+    """Frame times ``tq`` (array) → ``(i0 int64, a)``: the frame before and the fraction of the
+    way to the next (``tq = i0 + a``, ``0 ≤ a < 1``); a time a hair below a whole frame (e.g.
+    −3 − 4e-16 from a 0.05 grid) is that frame, not a blend with the one before."""
+    tq = np.asarray(tq, dtype=np.float64)
+    i0 = np.floor(tq)
+    i0 = np.where(np.isclose(tq - i0, 1.0), i0 + 1, i0)
+    return i0.astype(np.int64), np.clip(tq - i0, 0.0, None)
+
+
 def shift_frames(x, d: float) -> np.ndarray:
     """``x (T, J, 2)`` sampled at frame times ``t + d`` (linear interpolation; NaN outside)."""
     T = x.shape[0]
-    tq = np.arange(T) + d
-    i0 = np.floor(tq)
-    i0 = np.where(np.isclose(tq - i0, 1.0), i0 + 1, i0).astype(np.int64)   # a hair below
-    a = np.clip(tq - i0, 0.0, None)[:, None, None]
+    i0, a = split_frames(np.arange(T) + d)
+    a = a[:, None, None]
     out = np.full_like(x, np.nan)
     ok0 = (i0 >= 0) & (i0 < T)
     ok1 = (i0 + 1 >= 0) & (i0 + 1 < T)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..camera import fundamental_from_pose
 from ..epipolar.fundamental import sampson_distance
-from .sync import shift_frames
+from .sync import shift_frames, split_frames
 
 BLOCKS = 10
 FINE_STEP = 0.05
@@ -39,10 +39,9 @@ def _pair_table(xi, xj, F, grid, scale):
     t = np.arange(T)
     for g0 in range(0, grid.size, step):
         d = grid[g0:g0 + step]
-        k = np.floor(d)
-        k = np.where(np.isclose(d - k, 1.0), k + 1, k)          # d a hair below a whole frame
-        a = np.clip(d - k, 0.0, None)[:, None, None, None]
-        i0 = t[None, :] + k.astype(np.int64)[:, None]          # (G, T)
+        k, a = split_frames(d)
+        a = a[:, None, None, None]
+        i0 = t[None, :] + k[:, None]                           # (G, T)
         lo = np.where(((i0 >= 0) & (i0 < T))[..., None, None], Xj[np.clip(i0, 0, T - 1)], np.nan)
         hi = np.where(((i0 >= -1) & (i0 < T - 1))[..., None, None],
                       Xj[np.clip(i0 + 1, 0, T - 1)], np.nan)

@@ -100,7 +100,6 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
         :class:`SyncedRig`; ``rig`` is reconstructed from the views resynchronised with the
         final offsets. Bad arguments raise ``ValueError`` naming the argument.
     """
-    from .reconstruct import reconstruct_rig
     x = _check_common(x, max_offset, reference, tol, max_rounds)
     rig_replicates = check_int("rig_replicates", rig_replicates, 0, None)
     if isinstance(probe, bool) or not isinstance(probe, (int, float, np.integer, np.floating)) \
@@ -130,7 +129,7 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
     converged, est, rec = False, None, None
     xs_smooth = smooth_tracks(x)
     for _ in range(max_rounds):
-        rec = _reconstruct(reconstruct_rig, x, conf, off, K, seed, rig_options)
+        rec = _reconstruct(x, conf, off, K, seed, rig_options)
         if not rec.valid:
             break
         est = offsets_with_cameras(xs_smooth, rec.K, rec.R, rec.t, off, max_offset=max_offset,
@@ -144,7 +143,7 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
             converged = True
             break
     if rec is not None and rec.valid and not converged:
-        rec = _reconstruct(reconstruct_rig, x, conf, off, K, seed, rig_options)
+        rec = _reconstruct(x, conf, off, K, seed, rig_options)
     fixed_std = None if est is None else est["offset_std"].copy()
     if est is not None and rig_replicates > 0:
         est = _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options,
@@ -172,7 +171,6 @@ def _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options, max
     """``est`` with ``offset_std``, ``agreement``, ``confidence``, ``confident`` widened by
     the spread of offsets re-estimated with rigs reconstructed from halves of the frame
     blocks (see :func:`synchronise_rig`)."""
-    from .reconstruct import reconstruct_rig
     T = x.shape[1]
     block = np.arange(T) * BLOCKS // T
     rng = np.random.default_rng(seed + 1)
@@ -181,15 +179,11 @@ def _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options, max
         perm = rng.permutation(BLOCKS)
         for h in (perm[:BLOCKS // 2], perm[BLOCKS // 2:]):
             keep = np.isin(block, h)[None, :, None, None]
-            xh = np.where(keep, x, np.nan)
-            rec = _reconstruct(reconstruct_rig, xh, conf, off, K, seed, rig_options)
-            if not rec.valid:
-                continue
-            e = offsets_with_cameras(np.where(keep, xs_smooth, np.nan), rec.K, rec.R, rec.t,
-                                     off, max_offset=max_offset, reference=reference,
-                                     camera_valid=rec.camera_valid, seed=seed, smooth=0,
-                                     halves=0)
-            reps.append(np.where(rec.camera_valid, e["offsets"], np.nan))
+            rec, e = _reestimate(np.where(keep, x, np.nan), conf,
+                                 np.where(keep, xs_smooth, np.nan), off, K, seed, rig_options,
+                                 max_offset, reference)
+            if rec.valid:
+                reps.append(np.where(rec.camera_valid, e["offsets"], np.nan))
     if len(reps) < 2:
         return dict(est)
     reps = np.array(reps)
@@ -206,31 +200,40 @@ def _with_probe(est, fixed_std, x, conf, xs_smooth, off, K, seed, rig_options, m
     """``est`` with each camera's std widened by its restoring share ``κ`` and by the share
     ``(1 − κ)^rounds`` of the start's std ``init_std (C,)`` that the rounds left (see the
     ``probe`` argument of :func:`synchronise_rig`); returns ``(est, κ (C,))``."""
-    from .reconstruct import reconstruct_rig
     C = len(off)
     kappa = np.full(C, np.nan)
     free = np.isfinite(est["offset_std"]) & (np.arange(C) != reference)
     for c in np.flatnonzero(free):
         pushed = off.copy()
         pushed[c] += step
-        rec = _reconstruct(reconstruct_rig, x, conf, pushed, K, seed, rig_options)
-        if not rec.valid or not rec.camera_valid[c]:
-            continue
-        e = offsets_with_cameras(xs_smooth, rec.K, rec.R, rec.t, pushed, max_offset=max_offset,
-                                 reference=reference, camera_valid=rec.camera_valid, seed=seed,
-                                 smooth=0, halves=0)
-        kappa[c] = (pushed[c] - e["offsets"][c]) / step
-    k = np.clip(np.nan_to_num(kappa, nan=1.0), 0.05, 1.0)
-    sd = np.fmax(est["offset_std"], fixed_std / k)
+        rec, e = _reestimate(x, conf, xs_smooth, pushed, K, seed, rig_options, max_offset,
+                             reference)
+        if rec.valid and rec.camera_valid[c]:
+            kappa[c] = (pushed[c] - e["offsets"][c]) / step
+    k = np.nan_to_num(kappa, nan=1.0)            # a failed probe: no widening
+    sd = np.fmax(est["offset_std"], fixed_std / np.clip(k, 0.05, 1.0))
     if init_std is not None and rounds > 0:
         # each round removes only the share κ of the start's error: (1 − κ)^rounds of it is left
-        left = (1.0 - np.clip(np.nan_to_num(kappa, nan=1.0), 0.0, 1.0)) ** rounds
+        left = (1.0 - np.clip(k, 0.0, 1.0)) ** rounds
         start = np.where(np.isfinite(init_std), init_std, 2.0 * max_offset)   # inf: no start
         sd = np.sqrt(sd ** 2 + (left * start) ** 2)
     return _with_std(est, sd, est["agreement"], free), kappa
 
 
-def _reconstruct(reconstruct_rig, x, conf, off, K, seed, rig_options):
+def _reestimate(x, conf, xs_smooth, off, K, seed, rig_options, max_offset, reference):
+    """The rig reconstructed from ``x`` resynchronised with ``off`` and the offsets estimated
+    once with it (no block halves): ``(rig, dict of offsets_with_cameras or None)``."""
+    rec = _reconstruct(x, conf, off, K, seed, rig_options)
+    if not rec.valid:
+        return rec, None
+    return rec, offsets_with_cameras(xs_smooth, rec.K, rec.R, rec.t, off, max_offset=max_offset,
+                                     reference=reference, camera_valid=rec.camera_valid,
+                                     seed=seed, smooth=0, halves=0)
+
+
+def _reconstruct(x, conf, off, K, seed, rig_options):
+    """:func:`geometry.reconstruct_rig` of ``x`` (and ``conf``) resynchronised with ``off``."""
+    from .reconstruct import reconstruct_rig
     xs = apply_time_offsets(x, off)
     cs = None
     if conf is not None:
