@@ -4,6 +4,7 @@ import pytest
 
 import geometry as geo
 import pose
+from pose.motion import euler_to_matrix
 
 FINE = 10  # the motion is generated 10× finer than the camera frame rate
 
@@ -60,9 +61,7 @@ def _spinning(seed, T=100, deg_per_frame=1.5, sigma=1.0):
     x = []
     for c, d in enumerate(delays):
         a = np.radians(deg_per_frame) * (np.arange(T) + d)
-        ca, sa, z, o = np.cos(a), np.sin(a), np.zeros(T), np.ones(T)
-        Rz = np.stack([np.stack([ca, -sa, z], -1), np.stack([sa, ca, z], -1),
-                       np.stack([z, z, o], -1)], -2)
+        Rz = euler_to_matrix(np.stack([0 * a, 0 * a, a], -1))     # about the vertical
         x.append(pose.project_rig(rig, np.einsum("tab,jb->tja", Rz, X0))[0][c])
     return np.stack(x) + rng.normal(0, sigma, (4, T, X0.shape[0], 2)), delays, rig.K
 
