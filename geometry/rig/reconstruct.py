@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .initialise import pairwise_poses, projections, register_cameras
+from .initialise import pairwise_poses, projections, register_verified
 from ..common.checks import check_int, index_array
 from ..common.validate import as_array, as_mask, as_matrix, as_points, check_positive
 from ..alignment import rotation_aligning, scale_from_bone_lengths, scale_from_height, up_from_spine
@@ -270,8 +270,10 @@ def reconstruct_rig(x, K=None, mask=None, confidence=None, *, image_size=None,
     summary["pair_median_angle_deg"] = float(np.median(pp.angle_deg[pp.valid])) \
         if pp.valid.any() else float("nan")
     init_thr = max(4.0 * threshold, 10.0)
-    R, t, reg, X, Xv, order = register_cameras(xf, K, of, pp, threshold=init_thr)
+    R, t, reg, X, Xv, order, start, _ = register_verified(xf, K, of, pp, threshold=init_thr,
+                                                          f_scale=threshold)
     summary["cameras_registered"] = int(reg.sum())
+    summary["start_pair"] = [int(v) for v in pp.pairs[start]] if start >= 0 else []
     if reg.sum() < 2 or not Xv.any():
         return _invalid(C, T, J, K, refine_focal, summary, t0)
     ref = 0 if reg[0] else int(np.flatnonzero(reg)[0])

@@ -33,10 +33,12 @@ def test_session_calibrates_static_trial_and_labels_like_the_oracle(session):
     rig, xs, Xs, static = session
     cal, labels = geo.reconstruct_session(xs, rig.K, max_frames=200, seed=0)
     assert cal.valid and cal.camera_valid.all()
-    assert np.median(_pair_errors(cal.R, rig.R)) < 0.1
-    # the nearly static trial alone cannot calibrate the rig well
+    err = np.median(_pair_errors(cal.R, rig.R))
+    assert err < 0.1
+    # the nearly static trial alone calibrates the rig far worse (measured 0.81° against the
+    # session's 0.029°; 77–82° before the verified start pair of reconstruct_rig)
     alone = geo.reconstruct_rig(xs[2], rig.K)
-    assert not alone.valid or np.median(_pair_errors(alone.R, rig.R)) > 1.0
+    assert not alone.valid or np.median(_pair_errors(alone.R, rig.R)) > 10 * err
     oracle_cal = geo.SessionCalibration(
         R=rig.R, t=rig.t, K=rig.K, focal_std=np.zeros(4), camera_valid=np.ones(4, bool),
         metric=True, outlier_threshold_px=cal.outlier_threshold_px, valid=True)
