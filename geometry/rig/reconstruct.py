@@ -6,8 +6,10 @@ the person's 3D joints in every frame, without a calibration object:
 
 1. pooled pairwise relative poses — all frames of a camera pair in one robust F-RANSAC problem
    (``E = K2ᵀ F K1``, cheirality), which is what makes real detections usable at all;
-2. a camera graph from the best-conditioned pair outwards: rotations composed, each new camera's
-   baseline scaled through the joints it shares with the cameras already placed, polished by PnP;
+2. a camera graph from a start pair outwards: rotations composed, each new camera's baseline
+   scaled through the joints it shares with the cameras already placed, polished by PnP; grown
+   from each of the four best-conditioned pairs, the lowest short-bundle cost kept
+   (:func:`geometry.rig.initialise.register_verified`; ``summary["start_pair"]``);
 3. robust all-camera triangulation (DLT with reprojection-error outlier rejection);
 4. bundle adjustment of cameras (and focal lengths) and points with a robust loss and confidence
    weights on an evenly spread subset of frames (sparse Schur-complement Levenberg–Marquardt, see
