@@ -16,7 +16,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 
 import cv2
@@ -216,45 +216,48 @@ def register_cameras(x, K, obs, pp: PairPoses, *, threshold, start=None):
 
 def register_verified(x, K, obs, pp: PairPoses, *, threshold, f_scale, starts: int = 4,
                       max_points: int = 600, iterations: int = 10):
-    """:func:`register_cameras` from each of the ``starts`` best-scoring valid pairs; each
-    result gets ``iterations`` of :func:`geometry.bundle_adjust` (soft-L1, ``f_scale`` px) on at
-    most ``max_points`` evenly spread observed points, and is scored by the mean soft-L1 cost of
-    all those points' observations (an observation without a triangulated point, or farther
-    than ``10 f_scale``, costs as much as ``10 f_scale``). The rig registering the most cameras
-    with the lowest cost is returned, as :func:`register_cameras` returns it, plus the start
-    pair's index and the cost of every start tried (``{pair index: cost}``)."""
+    """:func:`register_cameras` from the ``starts`` best-scoring valid pairs, verified by the data.
+
+    Each start is registered on at most ``max_points`` evenly spread points seen by two or
+    more cameras, given ``iterations`` of :func:`geometry.bundle_adjust` (soft-L1, ``f_scale``
+    px) and scored by the mean soft-L1 cost of all those points' observations (an observation
+    without a triangulated point, or farther than ``10 f_scale``, costs as much as
+    ``10 f_scale``). The start registering the most cameras with the lowest cost is then
+    registered on every point. Returns what :func:`register_cameras` returns, plus the start
+    pair ``[i, j]`` (``[]``: no valid pair) and the cost of every start tried
+    (``{"i-j": cost}``; empty when only one start was possible)."""
+    def name(p):
+        return [int(v) for v in pp.pairs[p]] if p >= 0 else []
+
     from .bundle import bundle_adjust
     order = [int(p) for p in np.argsort(-pp.score, kind="stable") if pp.valid[p]][:starts]
     if len(order) <= 1:
         return (*register_cameras(x, K, obs, pp, threshold=threshold),
-                order[0] if order else -1, {})
-    C, N = obs.shape
+                name(order[0] if order else -1), {})
+    N = obs.shape[1]
     cols = np.flatnonzero(obs.sum(0) >= 2)
-    cols = cols[np.linspace(0, cols.size - 1, min(max_points, cols.size)).astype(int)] \
-        if cols.size else cols
-    cap = 10.0 * f_scale
-    rho_cap = 2.0 * (np.sqrt(1.0 + 100.0) - 1.0)
+    cols = cols[np.unique(np.linspace(0, cols.size - 1, min(max_points, cols.size)).astype(int))]
+    remap = np.full(N, -1)
+    remap[cols] = np.arange(cols.size)
+    sub = replace(pp, inliers=[remap[i][remap[i] >= 0] for i in pp.inliers])
+    xs, os_ = x[:, cols], obs[:, cols]
+    rho_cap = 2.0 * (np.sqrt(101.0) - 1.0)          # soft-L1 at 10 f_scale
     best, costs = None, {}
     for p in order:
-        out = register_cameras(x, K, obs, pp, threshold=threshold, start=p)
-        R, t, reg, X, Xv = out[:5]
+        R, t, reg, X, Xv, _ = register_cameras(xs, K, os_, sub, threshold=threshold, start=p)
         if reg.sum() < 2:
             continue
-        m = obs[:, cols] & reg[:, None] & Xv[cols][None]
-        ref = int(pp.pairs[p][0])
-        ba = bundle_adjust(x[:, cols], K, R, t, np.where(Xv[cols, None], X[cols], np.nan),
-                           mask=m, loss="soft_l1", f_scale=f_scale,
-                           fixed_cameras=tuple(np.flatnonzero(~reg)) + (ref,),
-                           max_nfev=iterations)
+        m = os_ & reg[:, None] & Xv[None]
+        ba = bundle_adjust(xs, K, R, t, np.where(Xv[:, None], X, np.nan), mask=m,
+                           loss="soft_l1", f_scale=f_scale, max_nfev=iterations,
+                           fixed_cameras=tuple(np.flatnonzero(~reg)) + (int(pp.pairs[p][0]),))
         e = np.where(m, ba.residuals, np.inf) if ba.valid else np.full(m.shape, np.inf)
-        e = np.minimum(np.nan_to_num(e, nan=np.inf), cap)
+        e = np.minimum(np.nan_to_num(e, nan=np.inf), 10.0 * f_scale)
+        seen = os_ & reg[:, None]
         rho = 2.0 * (np.sqrt(1.0 + (e / f_scale) ** 2) - 1.0)
-        seen = obs[:, cols] & reg[:, None]
-        cost = float(np.mean(np.where(seen, rho, 0.0)[seen])) if seen.any() else rho_cap
-        costs[p] = cost
-        key = (-int(reg.sum()), cost)
-        if best is None or key < best[0]:
-            best = (key, out, p)
-    if best is None:
-        return (*register_cameras(x, K, obs, pp, threshold=threshold), order[0], costs)
-    return (*best[1], best[2], costs)
+        cost = float(rho[seen].mean()) if seen.any() else rho_cap
+        costs["-".join(map(str, name(p)))] = cost
+        if best is None or (-int(reg.sum()), cost) < best[0]:
+            best = ((-int(reg.sum()), cost), p)
+    p = order[0] if best is None else best[1]
+    return (*register_cameras(x, K, obs, pp, threshold=threshold, start=p), name(p), costs)

@@ -272,10 +272,9 @@ def reconstruct_rig(x, K=None, mask=None, confidence=None, *, image_size=None,
     summary["pair_median_angle_deg"] = float(np.median(pp.angle_deg[pp.valid])) \
         if pp.valid.any() else float("nan")
     init_thr = max(4.0 * threshold, 10.0)
-    R, t, reg, X, Xv, order, start, _ = register_verified(xf, K, of, pp, threshold=init_thr,
-                                                          f_scale=threshold)
-    summary["cameras_registered"] = int(reg.sum())
-    summary["start_pair"] = [int(v) for v in pp.pairs[start]] if start >= 0 else []
+    R, t, reg, X, Xv, order, start, costs = register_verified(xf, K, of, pp, threshold=init_thr,
+                                                              f_scale=threshold)
+    summary.update(cameras_registered=int(reg.sum()), start_pair=start, start_costs=costs)
     if reg.sum() < 2 or not Xv.any():
         return _invalid(C, T, J, K, refine_focal, summary, t0)
     ref = 0 if reg[0] else int(np.flatnonzero(reg)[0])
