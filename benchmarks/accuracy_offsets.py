@@ -30,22 +30,21 @@ people as in ``tests/geometry/rig/test_quality_flags.py`` plus Pose2Sim with who
 the table with one row per method, then its synthetic part drawn again (:data:`MORE_DRAWS`,
 not with ``--quick``) pooled, one row per method.
 
-Measured (full run of ``python -m benchmarks accuracy``, 4 Dec 23:48–5 Dec 00:00 UTC, one
-core): ``synchronise_rig`` max offset error 0.082–0.131 frame on the five Pose2Sim cases
-(``estimate_time_offsets``: 0.54–1.11) and 0.020–0.090 on CMU (0.065–0.144); rotation ratio to
-the synchronised data 0.93–1.09 on Pose2Sim and 0.75–0.96 on CMU. Issue-21 flag set: recall
-1.0 (7 of 7) / keep 0.87 (41 of 47) for ``synchronise_rig``, 0.73 / 0.75 for
+Measured (full run of ``python -m benchmarks accuracy``, 5 Dec 01:13–01:27 UTC, one core):
+``synchronise_rig`` max offset error 0.078–0.134 frame on the five Pose2Sim cases
+(``estimate_time_offsets``: 0.54–1.12) and 0.020–0.090 on CMU (0.065–0.144); rotation ratio to
+the synchronised data 0.93–1.08 on Pose2Sim and 0.75–0.97 on CMU. Issue-21 flag set: recall
+1.0 (6 of 6) / keep 0.79 (38 of 48) for ``synchronise_rig``, 0.73 / 0.75 for
 ``estimate_time_offsets``. Its synthetic part drawn again four times (seeds
-:data:`MORE_DRAWS`, 144 offsets, pooled): ``synchronise_rig`` recall 0.86 (19 of 22) / keep
-0.70 (85 of 122), largest error 9.7 frames (a 100-frame turning clip, flagged);
-``estimate_time_offsets`` 0.87 / 0.75. So the set of issue 21 is a favourable draw: keep is
-below the 0.95 target on every draw, and recall is below 0.9 on two of the four new ones (3
-offsets 0.51–0.82 frame off left confident, in turning clips). The needless flags are all in
-hard synthetic cases (turning or reaching, 3–4 px, 100 frames), whose Cramér–Rao bound is
-0.12–0.25 frame (cameras, trajectories and offsets unknown) while the estimates are 2–3×
-farther off; even with the true cameras the epipolar scores of
-:func:`geometry.offsets_with_cameras` leave RMS 0.52 frame on the set's hard clips (its 12
-synthetic clips: keep 0.94, recall 0.67). These hard cases are chaotic: a change in the last
+:data:`MORE_DRAWS`, 144 offsets, pooled): ``synchronise_rig`` recall 0.94 (16 of 17) / keep
+0.72 (92 of 127), largest error 1.6 frames; ``estimate_time_offsets`` 0.87 / 0.75.
+Keep is below the 0.95 target on every draw. (Before ``reconstruct_rig`` verified its start
+pair, 4 Dec: 1.0 / 0.87 on the set, 0.86 / 0.70 on the new draws.) The needless flags are all
+in hard synthetic cases (turning or reaching, 3–4 px, 100 frames, the person moving 0.3–1 px
+per frame), whose Cramér–Rao bound is 0.12–0.25 frame (cameras, trajectories and offsets
+unknown) while the estimates are 2–3× farther off; even with the true cameras the epipolar
+scores of :func:`geometry.offsets_with_cameras` leave RMS 0.52 frame on the set's hard clips
+(its 12 synthetic clips: keep 0.94, recall 0.67). These hard cases are chaotic: a change in the last
 bits of a score (a sum taken in another order) flips some of their flags, so the flag-set
 figures move by a few offsets between code versions that agree to 1e-12.
 """
