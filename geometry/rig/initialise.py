@@ -6,9 +6,10 @@
    camera with the best pair to an already registered one: its rotation by composition, its
    translation's scale from the depths of the joints both reconstructions share, polished by
    PnP on the triangulated joints; re-triangulate with every registered camera after each step.
-3. :func:`register_verified` — steps 2 from the few best-scoring start pairs, each followed by a
-   short bundle adjustment on a subsample; the rig that registers the most cameras with the
-   lowest robust reprojection cost wins. A nearly static person makes pooled pair poses
+3. :func:`register_verified` — step 2 from each of the few best-scoring start pairs on a
+   subsample of the points, each followed by a short bundle adjustment; the start whose rig
+   registers the most cameras with the lowest robust reprojection cost is registered again on
+   every point. A nearly static person makes pooled pair poses
    ambiguous (measured: 100-frame turning/reaching clips, 3–4 px noise, 10 % outliers, pair
    rotations 15–115° wrong with as many inliers as the right ones), and one wrong start pair
    sent the whole rig 77–168° off, marked valid, in 9 of 60 such clips; the data's own

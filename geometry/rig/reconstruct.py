@@ -9,7 +9,7 @@ the person's 3D joints in every frame, without a calibration object:
 2. a camera graph from a start pair outwards: rotations composed, each new camera's baseline
    scaled through the joints it shares with the cameras already placed, polished by PnP; grown
    from each of the four best-conditioned pairs, the lowest short-bundle cost kept
-   (:func:`geometry.rig.initialise.register_verified`; ``summary["start_pair"]``);
+   (:func:`geometry.rig.initialise.register_verified`);
 3. robust all-camera triangulation (DLT with reprojection-error outlier rejection);
 4. bundle adjustment of cameras (and focal lengths) and points with a robust loss and confidence
    weights on an evenly spread subset of frames (sparse Schur-complement Levenberg–Marquardt, see
@@ -55,7 +55,8 @@ class RigReconstruction:
     reconstructed); ``inliers (C,T,J)``: observations the points rest on; ``focal_std (C,)``
     standard deviation of each focal length in px (0 when not refined, inf when unconstrained);
     ``camera_valid (C,)``; ``metric``: the scale is metric (else: unit = median camera distance
-    from the reference camera); ``summary``: scalar figures; ``valid``: at least two cameras
+    from the reference camera); ``summary``: figures of the run (``start_pair``, ``start_costs``:
+    :func:`geometry.rig.initialise.register_verified`); ``valid``: at least two cameras
     registered and some joints reconstructed; ``joint_bias (C,J,2)``: the per-(camera, joint)
     detector bias in px removed from the detections (observed = projection + bias; zeros unless
     ``joint_bias=True``, :mod:`geometry.rig.bias`).

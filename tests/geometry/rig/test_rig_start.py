@@ -44,7 +44,7 @@ def test_verified_start_skips_a_wrong_best_pair():
     x, obs = _flat(sc)
     K = sc.rig.K
     pp = pairwise_poses(x, K, obs, threshold=4.0, max_points=20000, seed=0)
-    # corrupt the pose of pair (0, 1) by 40° about its baseline-normal axis, make it the best
+    # turn the pose of pair (0, 1) by 40° about camera 0's y axis and make it the best-scoring
     k = [tuple(p) for p in pp.pairs].index((0, 1))
     R = pp.R.copy()
     R[k] = geo.rodrigues_to_matrix(np.radians(40.0) * np.array([0.0, 1.0, 0.0])) @ R[k]
