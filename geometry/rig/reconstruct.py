@@ -269,9 +269,8 @@ def reconstruct_rig(x, K=None, mask=None, confidence=None, *, image_size=None,
             K[:, 0, 0] = K[:, 1, 1] = fb
             pp = pairwise_poses(xf, K, of, threshold=threshold, max_points=max_pool_points,
                                 seed=seed)
-    summary["pairs_valid"] = int(pp.valid.sum())
-    summary["pair_median_angle_deg"] = float(np.median(pp.angle_deg[pp.valid])) \
-        if pp.valid.any() else float("nan")
+    summary.update(pairs_valid=int(pp.valid.sum()), pair_median_angle_deg=float(
+        np.median(pp.angle_deg[pp.valid])) if pp.valid.any() else float("nan"))
     init_thr = max(4.0 * threshold, 10.0)
     R, t, reg, X, Xv, order, start, costs = register_verified(xf, K, of, pp, threshold=init_thr,
                                                               f_scale=threshold)
