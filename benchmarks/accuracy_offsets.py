@@ -145,17 +145,23 @@ def _methods(x, K, R_true, truth, conf, rows, case, synced_rot, max_offset, flag
     flags.append((err, s.confident[1:]))
 
 
+def _flag_figures(err, confident):
+    """``flag_recall`` (offsets off by ≥ ½ frame that are not confident) and ``flag_keep``
+    (the others left confident) of errors ``err`` and flags ``confident``; NaN where none."""
+    off = err >= 0.5
+    return {"flag_recall": float((~confident[off]).mean()) if off.any() else float("nan"),
+            "flag_keep": float(confident[~off].mean()) if (~off).any() else float("nan")}
+
+
 def _row(case, method, offsets, truth, R_est, R_true, synced_rot, confident, sec):
     rot = _median_rot(R_est, R_true)
     err = np.abs(offsets - truth)[1:]
-    off = err >= 0.5
     return {"case": case, "method": method, "max_offset_err_frames": float(err.max()),
             "offsets": [round(float(v), 3) for v in offsets],
             "offset_err_frames": [round(float(e), 3) for e in err],
             "median_rot_deg": rot, "median_rot_deg_synced": synced_rot,
             "rot_ratio": rot / max(synced_rot, 1e-9),
-            "flag_recall": float((~confident[off]).mean()) if off.any() else float("nan"),
-            "flag_keep": float(confident[~off].mean()) if (~off).any() else float("nan"),
+            **_flag_figures(err, confident),
             "seconds": sec}
 
 
@@ -260,8 +266,7 @@ def _flag_rows(quick, rows):
             rows.append({"case": title, "method": f"{key} confidence flags",
                          "max_offset_err_frames": float(err.max()),
                          "median_offset_err_frames": float(np.median(err)),
-                         "flag_recall": float((~conf[off]).mean()) if off.any() else float("nan"),
-                         "flag_keep": float(conf[~off].mean()) if (~off).any() else float("nan"),
+                         **_flag_figures(err, conf),
                          "n_offsets": int(err.size), "n_off_by_half": int(off.sum()),
                          "n_flagged_off": int((~conf[off]).sum()),
                          "n_kept": int(conf[~off].sum())})
@@ -283,8 +288,7 @@ def offset_rows(quick: bool = False) -> list[dict]:
         off = err >= 0.5
         rows.append({"case": "all cases above", "method": "synchronise_rig confidence flags",
                      "max_offset_err_frames": float(err.max()),
-                     "flag_recall": float((~conf[off]).mean()) if off.any() else float("nan"),
-                     "flag_keep": float(conf[~off].mean()) if (~off).any() else float("nan"),
+                     **_flag_figures(err, conf),
                      "n_offsets": int(err.size), "n_off_by_half": int(off.sum())})
     _flag_rows(quick, rows)
     for r in rows:

@@ -230,7 +230,7 @@ def register_verified(x, K, obs, pp: PairPoses, *, threshold, f_scale, starts: i
     def name(p):
         return [int(v) for v in pp.pairs[p]] if p >= 0 else []
 
-    from .bundle import bundle_adjust
+    from .bundle import _rho, bundle_adjust
     order = [int(p) for p in np.argsort(-pp.score, kind="stable") if pp.valid[p]][:starts]
     if len(order) <= 1:
         return (*register_cameras(x, K, obs, pp, threshold=threshold),
@@ -242,7 +242,6 @@ def register_verified(x, K, obs, pp: PairPoses, *, threshold, f_scale, starts: i
     remap[cols] = np.arange(cols.size)
     sub = replace(pp, inliers=[remap[i][remap[i] >= 0] for i in pp.inliers])
     xs, os_ = x[:, cols], obs[:, cols]
-    rho_cap = 2.0 * (np.sqrt(101.0) - 1.0)          # soft-L1 at 10 f_scale
     best, costs = None, {}
     for p in order:
         R, t, reg, X, Xv, _ = register_cameras(xs, K, os_, sub, threshold=threshold, start=p)
@@ -255,8 +254,8 @@ def register_verified(x, K, obs, pp: PairPoses, *, threshold, f_scale, starts: i
         e = np.where(m, ba.residuals, np.inf) if ba.valid else np.full(m.shape, np.inf)
         e = np.minimum(np.nan_to_num(e, nan=np.inf), 10.0 * f_scale)
         seen = os_ & reg[:, None]
-        rho = 2.0 * (np.sqrt(1.0 + (e / f_scale) ** 2) - 1.0)
-        cost = float(rho[seen].mean()) if seen.any() else rho_cap
+        rho = _rho((e / f_scale) ** 2, "soft_l1")[0]
+        cost = float(rho[seen].mean()) if seen.any() else float(_rho(100.0, "soft_l1")[0])
         costs["-".join(map(str, name(p)))] = cost
         if best is None or (-int(reg.sum()), cost) < best[0]:
             best = ((-int(reg.sum()), cost), p)
