@@ -26,6 +26,8 @@ from .sync_refine import (BLOCKS, _check_common, _finite, offsets_with_cameras, 
 
 __all__ = ["SyncedRig", "synchronise_rig", "synchronise_session"]
 
+PROBE_CONTINUOUS = False
+
 
 @dataclass(frozen=True)
 class SyncedRig:
@@ -58,7 +60,7 @@ class SyncedRig:
 def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, reference: int = 0,
                     initial=None, tol: float = 0.02, max_rounds: int = 4,
                     rig_replicates: int = 3, probe: float = 0.5, seed: int = 0,
-                    **rig_options) -> SyncedRig:
+                    continuous: bool = True, **rig_options) -> SyncedRig:
     """Time offsets and the rig of an unsynchronised static rig, refined jointly.
 
     Args:
@@ -95,7 +97,13 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
             left offsets 2–5 frames off with stds of 0.02–0.06, confident. A camera whose
             probe rig cannot be reconstructed keeps its std (κ NaN). Costs one rig
             reconstruction per camera. 0: no probe.
-        seed: RANSAC and resampling seed. rig_options: passed to :func:`reconstruct_rig`.
+        seed: RANSAC and resampling seed.
+        continuous: after the rounds, refine the offsets in continuous time with the last
+            rig (:func:`geometry.rig.sync_spline.refine_offsets_continuous`: every joint's path
+            a spline fitted to the raw detections of all cameras together with the offsets;
+            its Gauss–Newton std replaces the block halves' as the fixed-rig std) and
+            reconstruct the rig with them. False: the rounds' offsets.
+        rig_options: passed to :func:`reconstruct_rig`.
     Returns:
         :class:`SyncedRig`; ``rig`` is reconstructed from the views resynchronised with the
         final offsets. Bad arguments raise ``ValueError`` naming the argument.
@@ -134,7 +142,7 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
             break
         est = offsets_with_cameras(xs_smooth, rec.K, rec.R, rec.t, off, max_offset=max_offset,
                                    reference=reference, camera_valid=rec.camera_valid,
-                                   seed=seed, smooth=0)
+                                   seed=seed, smooth=0, continuous=False)
         new = np.where(np.isfinite(est["offset_std"]), est["offsets"], off)
         step = float(np.max(np.abs(new - off)))
         off = new
@@ -144,15 +152,18 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
             break
     if rec is not None and rec.valid and not converged:
         rec = _reconstruct(x, conf, off, K, seed, rig_options)
+    if est is not None and continuous and rec is not None and rec.valid:
+        off, est, rec = _continuous(x, conf, xs_smooth, off, est, rec, K, seed, rig_options,
+                                    reference)
     fixed_std = None if est is None else est["offset_std"].copy()
     if est is not None and rig_replicates > 0:
         est = _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options,
-                                   max_offset, reference, rig_replicates)
+                                   max_offset, reference, rig_replicates, continuous)
     restoring = np.full(C, np.nan)
     if est is not None and probe > 0 and rec is not None and rec.valid:
         est, restoring = _with_probe(est, fixed_std, x, conf, xs_smooth, off, K, seed,
                                      rig_options, max_offset, reference, float(probe),
-                                     init_std, len(history) - 1)
+                                     init_std, len(history) - 1, PROBE_CONTINUOUS and continuous)
     if est is None:
         est = dict(offset_std=np.where(np.arange(C) == reference, 0.0, np.inf),
                    confidence=(np.arange(C) == reference).astype(float),
@@ -166,8 +177,26 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
                      summary={"rounds": len(history) - 1, "restoring": restoring})
 
 
+def _continuous(x, conf, xs_smooth, off, est, rec, K, seed, rig_options, reference):
+    """The offsets refined in continuous time with the rig ``rec``, ``est`` with their
+    Gauss–Newton std, and the rig reconstructed with them (unchanged where the fit fails)."""
+    from .sync_spline import refine_offsets_continuous
+    r = refine_offsets_continuous(x, rec.K, rec.R, rec.t, off, xs_smooth, reference=reference,
+                                  camera_valid=rec.camera_valid)
+    free = np.isfinite(r["offset_std"]) & np.isfinite(est["offset_std"]) & \
+        (np.arange(len(off)) != reference)
+    if not r["valid"] or not free.any():
+        return off, est, rec
+    new = np.where(free, r["offsets"], off)
+    again = _reconstruct(x, conf, new, K, seed, rig_options)
+    if not again.valid:
+        return off, est, rec
+    sd = np.where(free, r["offset_std"], est["offset_std"])
+    return new, _with_std(dict(est, offsets=new), sd, est["agreement"], free), again
+
+
 def _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options, max_offset,
-                         reference, splits):
+                         reference, splits, continuous=False):
     """``est`` with ``offset_std``, ``agreement``, ``confidence``, ``confident`` widened by
     the spread of offsets re-estimated with rigs reconstructed from halves of the frame
     blocks (see :func:`synchronise_rig`)."""
@@ -181,7 +210,7 @@ def _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options, max
             keep = np.isin(block, h)[None, :, None, None]
             rec, e = _reestimate(np.where(keep, x, np.nan), conf,
                                  np.where(keep, xs_smooth, np.nan), off, K, seed, rig_options,
-                                 max_offset, reference)
+                                 max_offset, reference, continuous)
             if rec.valid:
                 reps.append(np.where(rec.camera_valid, e["offsets"], np.nan))
     if len(reps) < 2:
@@ -196,7 +225,7 @@ def _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options, max
 
 
 def _with_probe(est, fixed_std, x, conf, xs_smooth, off, K, seed, rig_options, max_offset,
-                reference, step, init_std=None, rounds=0):
+                reference, step, init_std=None, rounds=0, continuous=False):
     """``est`` with each camera's std widened by its restoring share ``κ`` and by the share
     ``(1 − κ)^rounds`` of the start's std ``init_std (C,)`` that the rounds left (see the
     ``probe`` argument of :func:`synchronise_rig`); returns ``(est, κ (C,))``."""
@@ -207,7 +236,7 @@ def _with_probe(est, fixed_std, x, conf, xs_smooth, off, K, seed, rig_options, m
         pushed = off.copy()
         pushed[c] += step
         rec, e = _reestimate(x, conf, xs_smooth, pushed, K, seed, rig_options, max_offset,
-                             reference)
+                             reference, continuous)
         if rec.valid and rec.camera_valid[c]:
             kappa[c] = (pushed[c] - e["offsets"][c]) / step
     k = np.nan_to_num(kappa, nan=1.0)            # a failed probe: no widening
@@ -220,15 +249,23 @@ def _with_probe(est, fixed_std, x, conf, xs_smooth, off, K, seed, rig_options, m
     return _with_std(est, sd, est["agreement"], free), kappa
 
 
-def _reestimate(x, conf, xs_smooth, off, K, seed, rig_options, max_offset, reference):
+def _reestimate(x, conf, xs_smooth, off, K, seed, rig_options, max_offset, reference,
+                continuous=False):
     """The rig reconstructed from ``x`` resynchronised with ``off`` and the offsets estimated
-    once with it (no block halves): ``(rig, dict of offsets_with_cameras or None)``."""
+    once with it (no block halves; ``continuous``: refined in continuous time from ``off``,
+    see :func:`_continuous`): ``(rig, dict with "offsets", or None)``."""
     rec = _reconstruct(x, conf, off, K, seed, rig_options)
     if not rec.valid:
         return rec, None
+    if continuous:
+        from .sync_spline import refine_offsets_continuous
+        r = refine_offsets_continuous(x, rec.K, rec.R, rec.t, off, xs_smooth,
+                                      reference=reference, camera_valid=rec.camera_valid)
+        if r["valid"]:
+            return rec, r
     return rec, offsets_with_cameras(xs_smooth, rec.K, rec.R, rec.t, off, max_offset=max_offset,
                                      reference=reference, camera_valid=rec.camera_valid,
-                                     seed=seed, smooth=0, halves=0)
+                                     seed=seed, smooth=0, halves=0, continuous=False)
 
 
 def _reconstruct(x, conf, off, K, seed, rig_options):
@@ -282,7 +319,8 @@ def synchronise_session(trials, K=None, *, max_offset: int = 10, reference: int 
             break
         results = [offsets_with_cameras(s, cal.K, cal.R, cal.t, o, max_offset=max_offset,
                                         reference=reference, camera_valid=cal.camera_valid,
-                                        seed=seed, smooth=0) for s, o in zip(smooth, off)]
+                                        seed=seed, smooth=0, continuous=False)
+                   for s, o in zip(smooth, off)]
         new = np.stack([np.where(np.isfinite(r["offset_std"]), r["offsets"], o)
                         for r, o in zip(results, off)])
         step = float(np.max(np.abs(new - off)))

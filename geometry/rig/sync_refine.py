@@ -182,7 +182,7 @@ def _solve_fine(curves, grids, o0, C, ref, free):
 
 def offsets_with_cameras(x, K, R, t, offsets=None, *, max_offset: int = 10, reference: int = 0,
                          camera_valid=None, seed: int = 0, smooth: float = SMOOTH,
-                         halves: int = HALVES):
+                         halves: int = HALVES, continuous: bool = True):
     """Time offsets of ``x (C, T, J, 2)`` (undistorted px) with the cameras known.
 
     ``K (C,3,3)``, ``R (C,3,3)``, ``t (C,3)`` world→camera (``x_cam = R X + t``); ``offsets``
@@ -196,6 +196,11 @@ def offsets_with_cameras(x, K, R, t, offsets=None, *, max_offset: int = 10, refe
     ``shifts (S,)``, ``cost (C, S)`` (each camera's whole-shift score against the reference,
     or the first valid camera paired with it). ``halves``: block-half replicates behind
     ``offset_std`` (0: none; the std is then NaN and nothing is ``confident``).
+    ``continuous`` (with ``smooth`` > 0, i.e. raw tracks): the offsets are then refined in
+    continuous time (:func:`geometry.rig.sync_spline.refine_offsets_continuous`: every joint's
+    path a spline fitted with the offsets to the raw detections), and ``offset_std`` is that
+    fit's Gauss–Newton std (the halves still give ``agreement``); on a person barely moving
+    the scores alone were 2× farther off (module docstring of :mod:`geometry.rig.sync_spline`).
     """
     x = _check_common(x, max_offset, reference, 1.0, 1)
     C = x.shape[0]
@@ -287,6 +292,15 @@ def offsets_with_cameras(x, K, R, t, offsets=None, *, max_offset: int = 10, refe
         res["offset_std"][free] = sd[free]
         res["agreement"][free] = agree[:, free].mean(0)
         res = _with_std(res, res["offset_std"], res["agreement"], np.isin(np.arange(C), free))
+    if continuous and smooth > 0:
+        from .sync_spline import refine_offsets_continuous
+        r = refine_offsets_continuous(x, K, R, t, res["offsets"], xs, reference=reference,
+                                      camera_valid=cv)
+        done = np.isfinite(r["offset_std"]) & np.isin(np.arange(C), free)
+        if r["valid"] and done.any():
+            res["offsets"] = np.where(done, r["offsets"], res["offsets"])
+            res = _with_std(res, np.where(done, r["offset_std"], res["offset_std"]),
+                            res["agreement"], done)
     return dict(res, shifts=shifts, cost=cost)
 
 
