@@ -98,11 +98,11 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
             probe rig cannot be reconstructed keeps its std (κ NaN). Costs one rig
             reconstruction per camera. 0: no probe.
         seed: RANSAC and resampling seed.
-        continuous: after the rounds, refine the offsets in continuous time with the last
+        continuous: after the rounds, refine the offsets in continuous time from the last
             rig (:func:`geometry.rig.sync_spline.refine_offsets_continuous`: every joint's path
-            a spline fitted to the raw detections of all cameras together with the offsets;
-            its Gauss–Newton std replaces the block halves' as the fixed-rig std) and
-            reconstruct the rig with them. False: the rounds' offsets.
+            a spline fitted to the raw detections of all cameras together with the offsets
+            and the cameras' poses; its Gauss–Newton std replaces the block halves' as the
+            fixed-rig std) and reconstruct the rig with them. False: the rounds' offsets.
         rig_options: passed to :func:`reconstruct_rig`.
     Returns:
         :class:`SyncedRig`; ``rig`` is reconstructed from the views resynchronised with the
@@ -182,7 +182,7 @@ def _continuous(x, conf, xs_smooth, off, est, rec, K, seed, rig_options, referen
     Gauss–Newton std, and the rig reconstructed with them (unchanged where the fit fails)."""
     from .sync_spline import refine_offsets_continuous
     r = refine_offsets_continuous(x, rec.K, rec.R, rec.t, off, xs_smooth, reference=reference,
-                                  camera_valid=rec.camera_valid)
+                                  camera_valid=rec.camera_valid, poses=True)
     free = np.isfinite(r["offset_std"]) & np.isfinite(est["offset_std"]) & \
         (np.arange(len(off)) != reference)
     if not r["valid"] or not free.any():

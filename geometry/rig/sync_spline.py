@@ -60,22 +60,50 @@ def _diff2_band(M):
     return np.stack([np.pad(np.diagonal(DtD, d), (0, d)) for d in range(3)])
 
 
-class _Fit:
-    """The fit's data and its residuals / normal equations (see the module docstring)."""
+def _skew(v):
+    """``(N, 3)`` → ``(N, 3, 3)`` cross-product matrices ``[v]×``."""
+    S = np.zeros(v.shape[:-1] + (3, 3))
+    S[..., 0, 1], S[..., 0, 2], S[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
+    return S - np.swapaxes(S, -1, -2)
 
-    def __init__(self, x, K, R, t, sigma, o0, cams, free, prior):
+
+def _rodrigues(w):
+    """Rotation vector ``(3,)`` → rotation matrix."""
+    a = float(np.linalg.norm(w))
+    if a < 1e-12:
+        return np.eye(3)
+    k = _skew(w / a)
+    return np.eye(3) + np.sin(a) * k + (1.0 - np.cos(a)) * (k @ k)
+
+
+class _Fit:
+    """The fit's data, residuals and normal equations (see the module docstring). The state is
+    ``(P (J, M, 3), o (C,), R (C, 3, 3), t (C, 3))``; the global parameters are the offsets of
+    ``free`` cameras, then (rotation vector, translation) of ``posed`` cameras — the first of
+    them keeps its translation, which fixes the scale (the path prior would otherwise shrink
+    the world)."""
+
+    def __init__(self, x, K, R, t, sigma, o0, cams, free, prior, posed=()):
         C, T, J = x.shape[:3]
         ok = np.isfinite(x).all(-1) & cams[:, None, None]
         self.c, self.k, self.j = np.nonzero(ok)
         self.u = x[ok]
-        self.K, self.R, self.t, self.J = K, R, t, J
+        self.K, self.J = K, J
         self.isig = 1.0 / sigma[self.c, self.j]
         used = o0[cams]
         self.tau0 = float(np.min(-used)) - MAX_MOVE - 1.5 * KNOT
         self.M = int(np.floor((np.max(T - 1 - used) + MAX_MOVE - self.tau0) / KNOT)) + 5
-        self.free = list(free)
-        self.fidx = -np.ones(C, int)
-        self.fidx[self.free] = np.arange(len(self.free))
+        self.free, self.posed = list(free), list(posed)
+        F = len(self.free)
+        gi = -np.ones((C, 7), int)
+        gi[self.free, 0] = np.arange(F)
+        n = F
+        for q, c in enumerate(self.posed):      # the first keeps its centre: the scale gauge
+            k = 3 if q == 0 else 6
+            gi[c, 1:1 + k] = n + np.arange(k)
+            n += k
+        self.G, self.gcam = n, gi
+        self.gidx = gi[self.c]                                           # (N, 7)
         self.prior = prior
         self.dband = _diff2_band(self.M)
 
@@ -85,12 +113,14 @@ class _Fit:
         B, dB = _basis(s - i)
         return i[:, None] + np.arange(4), B, dB / KNOT
 
-    def residuals(self, P, o, derivs=False):
+    def residuals(self, state, derivs=False):
+        P, o, R, t = state
         idx, B, dB = self.design(self.k - o[self.c])
         Pk = P[self.j[:, None], idx]                                   # (N, 4, 3)
         X = np.einsum("nq,nqd->nd", B, Pk)
-        Rc, Kc = self.R[self.c], self.K[self.c]
-        Xc = np.einsum("nab,nb->na", Rc, X) + self.t[self.c]
+        Rc, Kc = R[self.c], self.K[self.c]
+        RX = np.einsum("nab,nb->na", Rc, X)
+        Xc = RX + t[self.c]
         z = Xc[:, 2]
         xn = Xc[:, :2] / z[:, None]
         r = (np.einsum("nab,nb->na", Kc[:, :2, :2], xn) + Kc[:, :2, 2] - self.u) * \
@@ -100,24 +130,31 @@ class _Fit:
         Jn = np.zeros((len(z), 2, 3))
         Jn[:, 0, 0] = Jn[:, 1, 1] = 1.0 / z
         Jn[:, :, 2] = -xn / z[:, None]
-        Jx = np.einsum("nab,nbc,ncd->nad", Kc[:, :2, :2], Jn, Rc) * self.isig[:, None, None]
-        Jo = -np.einsum("nad,nd->na", Jx, np.einsum("nq,nqd->nd", dB, Pk))
-        return r, z, idx, B, Jx, Jo
+        Jc = np.einsum("nab,nbc->nac", Kc[:, :2, :2], Jn) * self.isig[:, None, None]
+        Jx = np.einsum("nac,ncd->nad", Jc, Rc)                          # d r / d X
+        Jg = np.zeros((len(z), 2, 7))
+        Jg[:, :, 0] = -np.einsum("nad,nd->na", Jx, np.einsum("nq,nqd->nd", dB, Pk))
+        if self.posed:                  # R ← exp(ω) R: d Xc / d ω = −[R X]×; d Xc / d t = I
+            Jg[:, :, 1:4] = -np.einsum("nac,ncd->nad", Jc, _skew(RX))
+            Jg[:, :, 4:] = Jc
+        return r, z, idx, B, Jx, Jg
 
-    def cost(self, P, o):
-        r, z = self.residuals(P, o)
+    def cost(self, state):
+        r, z = self.residuals(state)
         if not np.all(z > 0):
             return np.inf
         s2 = LOSS_SCALE ** 2
+        P = state[0]
         d2 = P[:, :-2] - 2.0 * P[:, 1:-1] + P[:, 2:]
         return 0.5 * s2 * np.log1p((r ** 2).sum(-1) / s2).sum() + 0.5 * self.prior * (d2 ** 2).sum()
 
-    def normal(self, P, o):
-        """Banded joint blocks ``(J, U+1, 3M)`` (upper LAPACK form), ``Hpo (J, 3M, F)``,
-        ``Hoo (F, F)``, gradients ``gp (J, 3M)``, ``go (F,)``."""
-        r, z, idx, B, Jx, Jo = self.residuals(P, o, True)
+    def normal(self, state):
+        """Banded joint blocks ``(J, U+1, 3M)`` (upper LAPACK form), ``Hpg (J, 3M, G)``,
+        ``Hgg (G, G)``, gradients ``gp (J, 3M)``, ``gg (G,)``."""
+        P = state[0]
+        r, z, idx, B, Jx, Jg = self.residuals(state, True)
         w = 1.0 / (1.0 + (r ** 2).sum(-1) / LOSS_SCALE ** 2)
-        J, M, F = self.J, self.M, len(self.free)
+        J, M, G = self.J, self.M, self.G
         key = self.j[:, None] * M + idx                                 # (N, 4)
         A9 = np.einsum("n,nai,naj->nij", w, Jx, Jx).reshape(-1, 9)
         band = np.zeros((4, 9, J * M))
@@ -128,22 +165,23 @@ class _Fit:
                 band[q2 - q1] += np.bincount(kk, v.ravel(), 9 * J * M).reshape(9, J * M)
         band = band.reshape(4, 3, 3, J, M)
         gv = np.einsum("n,nai,na->ni", w, Jx, r)
-        po = np.einsum("n,nai,na->ni", w, Jx, Jo)
+        pg = np.einsum("n,nai,nab->nib", w, Jx, Jg)                       # (N, 3, 7)
+        gi = self.gidx
+        on = gi >= 0
         gp = np.zeros(3 * J * M)
-        hpo = np.zeros(3 * J * M * max(F, 1))
-        fi = self.fidx[self.c]
-        sel = fi >= 0
+        hpg = np.zeros(3 * J * M * max(G, 1))
         for q in range(4):
             kq = key[:, q, None] * 3 + np.arange(3)                        # (N, 3)
             gp += np.bincount(kq.ravel(), (B[:, q, None] * gv).ravel(), 3 * J * M)
-            if F:
-                kf = (kq[sel] * F + fi[sel, None]).ravel()
-                hpo += np.bincount(kf, (B[sel, q, None] * po[sel]).ravel(), hpo.size)
-        go = np.bincount(fi[sel], (w * (Jo * r).sum(-1))[sel], F)
-        Hoo = np.zeros((F, F))
-        np.add.at(Hoo, (fi[sel], fi[sel]), (w * (Jo * Jo).sum(-1))[sel])
-        # the prior: λ DᵀD on every coordinate
-        for d in range(3):
+            kg = kq[:, :, None] * max(G, 1) + gi[:, None, :]
+            sel = np.broadcast_to(on[:, None, :], kg.shape)
+            hpg += np.bincount(kg[sel], (B[:, q, None, None] * pg)[sel], hpg.size)
+        gg = np.bincount(gi[on], np.einsum("n,nab,na->nb", w, Jg, r)[on], G)
+        pair = on[:, :, None] & on[:, None, :]
+        hgg = np.einsum("n,nai,naj->nij", w, Jg, Jg)
+        Hgg = np.bincount((gi[:, :, None] * max(G, 1) + gi[:, None, :])[pair], hgg[pair],
+                          G * G).reshape(G, G)
+        for d in range(3):              # the prior: λ DᵀD on every coordinate
             for a in range(3):
                 band[d, a, a] += self.prior * self.dband[d][None, :]
         gp = gp.reshape(J, M, 3)
@@ -159,31 +197,46 @@ class _Fit:
                     if d == 0 and b < a:
                         continue
                     ab[:, _U - 3 * d + a - b, 3 * (m[:M - d] + d) + b] = band[d, a, b][:, :M - d]
-        return ab, hpo.reshape(J, 3 * M, max(F, 1))[..., :F], Hoo, gp.reshape(J, 3 * M), go
+        return ab, hpg.reshape(J, 3 * M, max(G, 1))[..., :G], Hgg, gp.reshape(J, 3 * M), gg
 
-    def solve(self, ab, Hpo, Hoo, gp, go, mu):
-        """Damped step ``(ΔP (J, M, 3), Δo (F,))``, or None when a block is not positive."""
-        J, F = self.J, len(self.free)
+    def solve(self, ab, Hpg, Hgg, gp, gg, mu):
+        """Damped step ``(ΔP (J, M, 3), Δg (G,), S)``, ``S`` the globals' Schur complement,
+        or None when not positive."""
+        J, G = self.J, self.G
         ab = ab.copy()
         ab[:, _U] *= 1.0 + mu
         ab[:, _U] += 1e-9
-        sol = np.empty((J, ab.shape[2], 1 + F))
+        sol = np.empty((J, ab.shape[2], 1 + G))
         try:
             for j in range(J):
-                sol[j] = solveh_banded(ab[j], np.concatenate([gp[j, :, None], Hpo[j]], 1),
+                sol[j] = solveh_banded(ab[j], np.concatenate([gp[j, :, None], Hpg[j]], 1),
                                        check_finite=False)
         except np.linalg.LinAlgError:
             return None
         Aig, AiB = sol[..., 0], sol[..., 1:]
-        S = Hoo * (1.0 + mu) - np.einsum("jpa,jpb->ab", Hpo, AiB)
+        S = Hgg + mu * np.diag(np.diag(Hgg)) - np.einsum("jpa,jpb->ab", Hpg, AiB)
         try:
-            do = np.linalg.solve(S, -go + np.einsum("jpa,jp->a", Hpo, Aig)) if F else np.zeros(0)
+            dg = np.linalg.solve(S, -gg + np.einsum("jpa,jp->a", Hpg, Aig)) if G else np.zeros(0)
         except np.linalg.LinAlgError:
             return None
-        dP = -Aig - np.einsum("jpa,a->jp", AiB, do)
-        return dP.reshape(J, -1, 3), do, S
+        dP = -Aig - np.einsum("jpa,a->jp", AiB, dg)
+        return dP.reshape(J, -1, 3), dg, S
 
-    def init(self, xs, o, cams):
+    def step(self, state, dP, dg):
+        P, o, R, t = state
+        o = o.copy()
+        F = len(self.free)
+        o[self.free] += dg[:F]
+        if self.posed:
+            R, t = R.copy(), t.copy()
+            for c in self.posed:
+                g = self.gcam[c]
+                R[c] = _rodrigues(dg[g[1:4]]) @ R[c]
+                if g[4] >= 0:
+                    t[c] = t[c] + dg[g[4:]]
+        return P + dP, o, R, t
+
+    def init(self, xs, o, cams, R, t):
         """Control points from the smoothed tracks ``xs`` triangulated at the reference frames
         (every camera's track interpolated at ``τ + o_c``), fitted by banded least squares."""
         from ..camera import projection_matrix
@@ -197,7 +250,7 @@ class _Fit:
             a = (q - k0)[:, None, None]
             good = (q >= 0) & (q <= T - 1)
             xi[good, c] = ((1 - a) * xs[c, k0] + a * xs[c, k0 + 1])[good]
-        tri = triangulate_multiview(projection_matrix(self.K, self.R, self.t), xi,
+        tri = triangulate_multiview(projection_matrix(self.K, R, t), xi,
                                     threshold=30.0)
         X = np.where(tri.valid[..., None], tri.X, np.nan)               # (n, J, 3)
         idx, B, _ = self.design(tau)
@@ -221,7 +274,8 @@ class _Fit:
 
 
 def refine_offsets_continuous(x, K, R, t, offsets, smoothed, *, reference: int = 0,
-                              camera_valid=None, max_iter: int = 60, prior: float = PRIOR):
+                              camera_valid=None, max_iter: int = 60, prior: float = PRIOR,
+                              poses: bool = False):
     """Offsets of ``x (C, T, J, 2)`` (raw undistorted px, NaN = missing) refined in continuous
     time with the cameras known (model and reasons: module docstring).
 
@@ -231,7 +285,9 @@ def refine_offsets_continuous(x, K, R, t, offsets, smoothed, *, reference: int =
     Returns ``dict``: ``offsets (C,)``, ``offset_std (C,)`` (Gauss–Newton, frames; 0 for the
     reference, inf where not refined), ``noise_px (C, J)`` (each camera's and joint's
     noise level σ, from the fit's residuals), ``iterations``, ``valid`` (False:
-    nothing refined, the start returned).
+    nothing refined, the start returned); with ``poses`` the cameras' poses (all but the
+    reference's) are refined too and returned as ``R (C, 3, 3)``, ``t (C, 3)`` (their scale
+    is the start's only to first order: hold it yourself if it matters).
     """
     C, T, J = x.shape[:3]
     o = np.asarray(offsets, np.float64) - offsets[reference]
@@ -255,15 +311,18 @@ def refine_offsets_continuous(x, K, R, t, offsets, smoothed, *, reference: int =
     free = [c for c in free if cams[c]]
     if not cams[reference] or not free:
         return fail
+    R, t = np.array(R, np.float64), np.array(t, np.float64)
+    posed = free if poses else []
     fit = _Fit(x, K, R, t, np.ones((C, J)), o, cams, free, 0.0)
-    P, seen = fit.init(smoothed, o, cams)
+    P, seen = fit.init(smoothed, o, cams, R, t)
     if not seen.any():
         return fail
     x = np.where(seen[None, None, :, None], x, np.nan)      # joints too rarely triangulated
     start, it, fit, rejected = o.copy(), 0, None, None
     every = _Fit(x, K, R, t, np.ones((C, J)), start, cams, free, 0.0)
+    state = (P, o, R, t)
     for _ in range(3):      # noise levels and outliers from the start's residuals, then the fit's
-        r, z = every.residuals(P, o)
+        r, z = every.residuals(state)
         if not np.all(z > 0):
             return fail
         e = np.linalg.norm(r, axis=-1)
@@ -281,22 +340,22 @@ def refine_offsets_continuous(x, K, R, t, offsets, smoothed, *, reference: int =
         lam = prior * f_over_z ** 2 / float(np.median(sigma[cams]) ** 2)
         if fit is None:     # the paths first, with the offsets held: a step from the rough
             # starting paths would move the offsets as a side effect (measured: 1 frame)
-            P, _, n = _levenberg_marquardt(_Fit(xr, K, R, t, sigma, start, cams, [], lam),
-                                           P, o, start, max_iter)
+            state, n = _levenberg_marquardt(_Fit(xr, K, R, t, sigma, start, cams, [], lam),
+                                            state, start, max_iter)
             it += n
-        fit = _Fit(xr, K, R, t, sigma, start, cams, free, lam)
-        P, o, n = _levenberg_marquardt(fit, P, o, start, max_iter)
+        fit = _Fit(xr, K, R, t, sigma, start, cams, free, lam, posed)
+        state, n = _levenberg_marquardt(fit, state, start, max_iter)
         it += n
-    ab, Hpo, Hoo, gp, go = fit.normal(P, o)
-    step = fit.solve(ab, Hpo, Hoo, gp, go, 0.0)
+    step = fit.solve(*fit.normal(state), 0.0)
     if step is None:
         return fail
     try:
-        var = np.diag(np.linalg.inv(step[2]))
+        var = np.diag(np.linalg.inv(step[2]))[:len(free)]
     except np.linalg.LinAlgError:
         return fail
     std[free] = np.sqrt(np.where(var > 0, var, np.inf))
-    return dict(offsets=o, offset_std=std, noise_px=sigma, iterations=it, valid=True)
+    out = dict(offsets=state[1], offset_std=std, noise_px=sigma, iterations=it, valid=True)
+    return dict(out, R=state[2], t=state[3]) if poses else out
 
 
 def _noise_levels(e, c, j, C, J):
@@ -314,26 +373,23 @@ def _noise_levels(e, c, j, C, J):
     return out if np.all(out > 0) else None
 
 
-def _levenberg_marquardt(fit, P, o, start, max_iter):
-    """``(P, o, iterations)`` minimising ``fit.cost``; offsets kept within MAX_MOVE of
+def _levenberg_marquardt(fit, state, start, max_iter):
+    """``(state, iterations)`` minimising ``fit.cost``; offsets kept within MAX_MOVE of
     ``start``."""
-    cost, mu, it = fit.cost(P, o), 1e-3, 0
+    cost, mu, it = fit.cost(state), 1e-3, 0
     for it in range(1, max_iter + 1):
-        ab, Hpo, Hoo, gp, go = fit.normal(P, o)
+        normal = fit.normal(state)
         done = True
         while mu < 1e8:
-            step = fit.solve(ab, Hpo, Hoo, gp, go, mu)
+            step = fit.solve(*normal, mu)
             if step is not None:
-                o_new = o.copy()
-                o_new[fit.free] += step[1]
-                P_new = P + step[0]
-                c_new = fit.cost(P_new, o_new) \
-                    if np.all(np.abs(o_new - start) <= MAX_MOVE) else np.inf
+                new = fit.step(state, step[0], step[1])
+                c_new = fit.cost(new) if np.all(np.abs(new[1] - start) <= MAX_MOVE) else np.inf
                 if c_new < cost:
                     done = cost - c_new < 1e-7 * cost
-                    P, o, cost, mu = P_new, o_new, c_new, max(mu / 3.0, 1e-9)
+                    state, cost, mu = new, c_new, max(mu / 3.0, 1e-9)
                     break
             mu *= 5.0
         if done:
             break
-    return P, o, it
+    return state, it
