@@ -8,6 +8,9 @@ offsets' confidence comes from block halves with the rig held fixed, with ``rig_
 from rigs reconstructed on halves of the frames, and with ``probe`` from how much of a pushed
 offset comes back once the rig is reconstructed with it.
 
+After the rounds (``continuous``), the offsets and the cameras' poses are refined once more in
+continuous time (:mod:`geometry.rig.sync_spline`), whose Gauss–Newton std is the starting std.
+
 Known limit (measured): when the motion is mostly a translation (walking), a rig can absorb part
 of a time offset; the joint fixed point is then off by ~0.1 frame and ~0.15° (synthetic walk,
 2 px noise, 120 frames; restoring share κ 0.4–0.7), which the block-half spread does not fully

@@ -19,20 +19,32 @@ a second-difference prior, ``λ`` = :data:`PRIOR` px², ``f/z`` the median focal
 depth, so that a path seen by one camera only stays determined). The offsets' standard
 deviations are the Gauss–Newton covariance of that fit (the Schur complement of the offsets).
 
-Why not scores of smoothed, interpolated tracks (:mod:`geometry.rig.sync_refine`): on a person
-barely moving (0.3–1 px/frame under 3–4 px noise and 10 % outliers) those left offsets
-0.5–1.3 frame off with the true cameras; this fit, 0.24 frame RMS (issue 21's clips, seeds 7
-and 18, 36 offsets: 0.47 before). Why a knot every frame with a prior, not coarse knots: how
-much noise a coarse spline absorbs depends on where the samples fall between its knots, and
-that moved the offsets by up to 1.2 frames (knots every 2 frames: RMS 0.42 frame on Gaussian
-noise alone). Own Levenberg–Marquardt: the joints couple only through the ``C − 1`` offsets,
-so each joint's banded block is eliminated by a banded Cholesky (scipy) — a generic sparse
-solver gives neither that speed nor the offsets' marginal covariance.
+With ``poses`` the cameras' poses (all but the reference's) are fitted too: a rig reconstructed
+from resynchronised views carries the offsets' errors, and with it held the fit can be
+confidently wrong (a rig 1° off: an offset 0.36 frame off with a std of 0.017).
+
+Measured (issue 21's synthetic clips: 4 cameras, 2–4 px, 10 % outliers, 100–200 frames):
+- true cameras, the slow clips (a person turning or reaching, 0.3–1 px/frame; seeds 7 and 18,
+  36 offsets): the epipolar scores of :mod:`geometry.rig.sync_refine` 0.47 frame RMS, 7 off by
+  ≥ 0.5 frame; this fit 0.25, none (largest 0.50); RMS of error/std 1.16. The other clips:
+  0.082 → 0.045;
+- from the rigs of :func:`geometry.synchronise_rig`'s rounds (seeds 7, 11, 18, 108 offsets):
+  the rounds 0.39 frame RMS (17 ≥ 0.5), this fit with that rig held 0.28 (10), with the
+  poses refined 0.23 (7).
+Why a knot every frame with a prior, not coarse knots: how much noise a coarse spline absorbs
+depends on where the samples fall between its knots, and that moved the offsets (knots every
+2 frames: 0.42 frame RMS on Gaussian noise alone, 0.18 with knots every 4 frames, which in turn
+fit outliers worse: 0.53). Own Levenberg–Marquardt: the joints couple only through the few
+global parameters (offsets, poses), so each joint's banded block is eliminated by a banded
+Cholesky (scipy) — a generic sparse solver gives neither that speed (0.2–2 s a clip) nor the
+offsets' marginal covariance.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy.linalg import solveh_banded
+
+from ..camera import _skew, rodrigues_to_matrix
 
 __all__ = ["refine_offsets_continuous"]
 
@@ -58,22 +70,6 @@ def _diff2_band(M):
     D[i, i], D[i, i + 1], D[i, i + 2] = 1.0, -2.0, 1.0
     DtD = D.T @ D
     return np.stack([np.pad(np.diagonal(DtD, d), (0, d)) for d in range(3)])
-
-
-def _skew(v):
-    """``(N, 3)`` → ``(N, 3, 3)`` cross-product matrices ``[v]×``."""
-    S = np.zeros(v.shape[:-1] + (3, 3))
-    S[..., 0, 1], S[..., 0, 2], S[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
-    return S - np.swapaxes(S, -1, -2)
-
-
-def _rodrigues(w):
-    """Rotation vector ``(3,)`` → rotation matrix."""
-    a = float(np.linalg.norm(w))
-    if a < 1e-12:
-        return np.eye(3)
-    k = _skew(w / a)
-    return np.eye(3) + np.sin(a) * k + (1.0 - np.cos(a)) * (k @ k)
 
 
 class _Fit:
@@ -231,7 +227,7 @@ class _Fit:
             R, t = R.copy(), t.copy()
             for c in self.posed:
                 g = self.gcam[c]
-                R[c] = _rodrigues(dg[g[1:4]]) @ R[c]
+                R[c] = rodrigues_to_matrix(dg[g[1:4]]) @ R[c]
                 if g[4] >= 0:
                     t[c] = t[c] + dg[g[4:]]
         return P + dP, o, R, t

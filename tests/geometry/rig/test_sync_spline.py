@@ -88,11 +88,10 @@ def test_poses_refined_with_the_offsets():
     """With cameras 2 and 3 turned by 1° and 0.7° (as a rig reconstructed from data can be),
     the fixed-rig fit puts camera 2's offset 0.36 frame off with a std of 0.017 (confidently
     wrong); refining the poses too: ≤ 0.15 off, within 4 std, camera 2 within 0.3°."""
-    from geometry.rig.sync_spline import _rodrigues
     motion, x, rig, truth = next(_clips(7, SPECS[:1]))
     R = rig.R.copy()
-    R[2] = _rodrigues(np.radians([0.0, 1.0, 0.0])) @ R[2]
-    R[3] = _rodrigues(np.radians([0.7, 0.0, 0.0])) @ R[3]
+    R[2] = geo.rodrigues_to_matrix(np.radians([0.0, 1.0, 0.0])) @ R[2]
+    R[3] = geo.rodrigues_to_matrix(np.radians([0.7, 0.0, 0.0])) @ R[3]
     xs = geo.smooth_tracks(x)
     fixed = refine_offsets_continuous(x, rig.K, R, rig.t, truth, xs)
     assert abs(fixed["offsets"][2] - truth[2]) > 4 * fixed["offset_std"][2]
