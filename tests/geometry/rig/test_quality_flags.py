@@ -15,14 +15,17 @@ def _delayed(people, delays, T, start):
                      for c, d in enumerate(delays)])
 
 
-@pytest.fixture(scope="module")
-def offset_cases():
-    """Easy and hard synchronisation problems with known shifts: walking and turning people,
-    2–4 px noise, 10 % outliers, 100–200 frames, whole and fractional delays."""
-    rng = np.random.default_rng(7)
-    cases = []
-    for motion, sigma, T in (("walk", 2.0, 200), ("turn", 4.0, 100), ("reach", 3.0, 100),
-                             ("squat", 3.0, 200), ("random", 2.0, 100), ("turn", 3.0, 100)):
+SPECS = (("walk", 2.0, 200), ("turn", 4.0, 100), ("reach", 3.0, 100), ("squat", 3.0, 200),
+         ("random", 2.0, 100), ("turn", 3.0, 100))
+
+
+def issue21_clips(seed=7, specs=SPECS):
+    """Easy and hard synchronisation problems with known shifts, ``(motion, x, rig, truth)``:
+    walking, turning, reaching, squatting and random people, 2–4 px noise, 10 % outliers,
+    2 % missing, 100–200 frames, two clips per spec; camera ``c``'s frame ``t`` shows the
+    instant ``t − truth[c]``."""
+    rng = np.random.default_rng(seed)
+    for motion, sigma, T in specs:
         noise = pose.DetectorNoise(sigma_px=sigma, outlier_ratio=0.1, missing_ratio=0.02,
                                    swap_ratio=0.0)
         people = pose.make_people(1, (motion,), 240 * FINE, fps=50.0 * FINE, noise=noise,
@@ -30,8 +33,13 @@ def offset_cases():
         for _ in range(2):
             delays = np.concatenate([[0.0], rng.uniform(-5, 5, 3)])
             start = int(rng.integers(6, 240 - T - 6)) * FINE
-            cases.append((_delayed(people, delays, T, start), delays, people.rig.K))
-    return cases
+            yield motion, _delayed(people, delays, T, start), people.rig, -delays
+
+
+@pytest.fixture(scope="module")
+def offset_cases():
+    """The clips of :func:`issue21_clips` as ``(x, delays, K)``."""
+    return [(x, -truth, rig.K) for _, x, rig, truth in issue21_clips()]
 
 
 def test_offsets_off_by_half_a_frame_are_flagged(offset_cases):

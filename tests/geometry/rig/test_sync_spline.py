@@ -3,31 +3,9 @@ import numpy as np
 import pytest
 
 import geometry as geo
-import pose
 from geometry.rig.sync_spline import refine_offsets_continuous
 
-FINE = 10  # the motion is generated 10× finer than the camera frame rate
-
-
-def _clips(seed, specs):
-    """Issue 21's synthetic clips (as ``tests/geometry/rig/test_quality_flags.py``): camera
-    ``c``'s frame ``t`` shows the instant ``t + delays[c]``; 10 % outliers, 2 % missing."""
-    rng = np.random.default_rng(seed)
-    for motion, sigma, T in specs:
-        noise = pose.DetectorNoise(sigma_px=sigma, outlier_ratio=0.1, missing_ratio=0.02,
-                                   swap_ratio=0.0)
-        people = pose.make_people(1, (motion,), 240 * FINE, fps=50.0 * FINE, noise=noise,
-                                  seed=int(rng.integers(1000)))
-        for _ in range(2):
-            d = np.concatenate([[0.0], rng.uniform(-5, 5, 3)])
-            start = int(rng.integers(6, 240 - T - 6)) * FINE
-            x = np.stack([people.x[c, (start + np.round((np.arange(T) + dc) * FINE)).astype(int)]
-                          for c, dc in enumerate(d)])
-            yield motion, x, people.rig, -d
-
-
-SPECS = (("walk", 2.0, 200), ("turn", 4.0, 100), ("reach", 3.0, 100), ("squat", 3.0, 200),
-         ("random", 2.0, 100), ("turn", 3.0, 100))
+from .test_quality_flags import SPECS, issue21_clips as _clips
 
 
 @pytest.fixture(scope="module")
