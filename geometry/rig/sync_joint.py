@@ -29,8 +29,6 @@ from .sync_refine import (BLOCKS, _check_common, _finite, offsets_with_cameras, 
 
 __all__ = ["SyncedRig", "synchronise_rig", "synchronise_session"]
 
-PROBE_CONTINUOUS = False
-
 
 @dataclass(frozen=True)
 class SyncedRig:
@@ -161,12 +159,12 @@ def synchronise_rig(x, K=None, *, confidence=None, max_offset: int = 10, referen
     fixed_std = None if est is None else est["offset_std"].copy()
     if est is not None and rig_replicates > 0:
         est = _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options,
-                                   max_offset, reference, rig_replicates, continuous)
+                                   max_offset, reference, rig_replicates)
     restoring = np.full(C, np.nan)
     if est is not None and probe > 0 and rec is not None and rec.valid:
         est, restoring = _with_probe(est, fixed_std, x, conf, xs_smooth, off, K, seed,
                                      rig_options, max_offset, reference, float(probe),
-                                     init_std, len(history) - 1, PROBE_CONTINUOUS and continuous)
+                                     init_std, len(history) - 1)
     if est is None:
         est = dict(offset_std=np.where(np.arange(C) == reference, 0.0, np.inf),
                    confidence=(np.arange(C) == reference).astype(float),
@@ -199,7 +197,7 @@ def _continuous(x, conf, xs_smooth, off, est, rec, K, seed, rig_options, referen
 
 
 def _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options, max_offset,
-                         reference, splits, continuous=False):
+                         reference, splits):
     """``est`` with ``offset_std``, ``agreement``, ``confidence``, ``confident`` widened by
     the spread of offsets re-estimated with rigs reconstructed from halves of the frame
     blocks (see :func:`synchronise_rig`)."""
@@ -213,7 +211,7 @@ def _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options, max
             keep = np.isin(block, h)[None, :, None, None]
             rec, e = _reestimate(np.where(keep, x, np.nan), conf,
                                  np.where(keep, xs_smooth, np.nan), off, K, seed, rig_options,
-                                 max_offset, reference, continuous)
+                                 max_offset, reference)
             if rec.valid:
                 reps.append(np.where(rec.camera_valid, e["offsets"], np.nan))
     if len(reps) < 2:
@@ -228,7 +226,7 @@ def _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options, max
 
 
 def _with_probe(est, fixed_std, x, conf, xs_smooth, off, K, seed, rig_options, max_offset,
-                reference, step, init_std=None, rounds=0, continuous=False):
+                reference, step, init_std=None, rounds=0):
     """``est`` with each camera's std widened by its restoring share ``κ`` and by the share
     ``(1 − κ)^rounds`` of the start's std ``init_std (C,)`` that the rounds left (see the
     ``probe`` argument of :func:`synchronise_rig`); returns ``(est, κ (C,))``."""
@@ -239,7 +237,7 @@ def _with_probe(est, fixed_std, x, conf, xs_smooth, off, K, seed, rig_options, m
         pushed = off.copy()
         pushed[c] += step
         rec, e = _reestimate(x, conf, xs_smooth, pushed, K, seed, rig_options, max_offset,
-                             reference, continuous)
+                             reference)
         if rec.valid and rec.camera_valid[c]:
             kappa[c] = (pushed[c] - e["offsets"][c]) / step
     k = np.nan_to_num(kappa, nan=1.0)            # a failed probe: no widening
@@ -252,20 +250,12 @@ def _with_probe(est, fixed_std, x, conf, xs_smooth, off, K, seed, rig_options, m
     return _with_std(est, sd, est["agreement"], free), kappa
 
 
-def _reestimate(x, conf, xs_smooth, off, K, seed, rig_options, max_offset, reference,
-                continuous=False):
+def _reestimate(x, conf, xs_smooth, off, K, seed, rig_options, max_offset, reference):
     """The rig reconstructed from ``x`` resynchronised with ``off`` and the offsets estimated
-    once with it (no block halves; ``continuous``: refined in continuous time from ``off``,
-    see :func:`_continuous`): ``(rig, dict with "offsets", or None)``."""
+    once with it (no block halves): ``(rig, dict of offsets_with_cameras or None)``."""
     rec = _reconstruct(x, conf, off, K, seed, rig_options)
     if not rec.valid:
         return rec, None
-    if continuous:
-        from .sync_spline import refine_offsets_continuous
-        r = refine_offsets_continuous(x, rec.K, rec.R, rec.t, off, xs_smooth,
-                                      reference=reference, camera_valid=rec.camera_valid)
-        if r["valid"]:
-            return rec, r
     return rec, offsets_with_cameras(xs_smooth, rec.K, rec.R, rec.t, off, max_offset=max_offset,
                                      reference=reference, camera_valid=rec.camera_valid,
                                      seed=seed, smooth=0, halves=0, continuous=False)
