@@ -182,7 +182,7 @@ def _solve_fine(curves, grids, o0, C, ref, free):
 
 def offsets_with_cameras(x, K, R, t, offsets=None, *, max_offset: int = 10, reference: int = 0,
                          camera_valid=None, seed: int = 0, smooth: float = SMOOTH,
-                         halves: int = HALVES, continuous: bool = True):
+                         halves: int = HALVES, continuous: bool = False):
     """Time offsets of ``x (C, T, J, 2)`` (undistorted px) with the cameras known.
 
     ``K (C,3,3)``, ``R (C,3,3)``, ``t (C,3)`` world→camera (``x_cam = R X + t``); ``offsets``
@@ -198,9 +198,13 @@ def offsets_with_cameras(x, K, R, t, offsets=None, *, max_offset: int = 10, refe
     ``offset_std`` (0: none; the std is then NaN and nothing is ``confident``).
     ``continuous`` (with ``smooth`` > 0, i.e. raw tracks): the offsets are then refined in
     continuous time (:func:`geometry.rig.sync_spline.refine_offsets_continuous`: every joint's
-    path a spline fitted with the offsets to the raw detections), and ``offset_std`` is that
-    fit's Gauss–Newton std (the halves still give ``agreement``); on a person barely moving
-    the scores alone were 2× farther off (module docstring of :mod:`geometry.rig.sync_spline`).
+    path a spline fitted with the offsets to the raw detections, the cameras held), and
+    ``offset_std`` is that fit's Gauss–Newton std (the halves still give ``agreement``). With
+    exact cameras the scores alone were 2× farther off on a person barely moving (module
+    docstring of :mod:`geometry.rig.sync_spline`); but a camera error becomes a confident
+    offset error there (Pose2Sim with its Qualisys calibration: camera 2 1.17 → 1.87 frames,
+    std 0.07, where :func:`geometry.synchronise_rig`, poses refined, finds 0.00), so it is off
+    by default.
     """
     x = _check_common(x, max_offset, reference, 1.0, 1)
     C = x.shape[0]
