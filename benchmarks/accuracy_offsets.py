@@ -30,23 +30,23 @@ people as in ``tests/geometry/rig/test_quality_flags.py`` plus Pose2Sim with who
 the table with one row per method, then its synthetic part drawn again (:data:`MORE_DRAWS`,
 not with ``--quick``) pooled, one row per method.
 
-Measured (full run of ``python -m benchmarks accuracy``, 5 Dec 01:13–01:27 UTC, one core):
-``synchronise_rig`` max offset error 0.078–0.134 frame on the five Pose2Sim cases
-(``estimate_time_offsets``: 0.54–1.12) and 0.020–0.090 on CMU (0.065–0.144); rotation ratio to
-the synchronised data 0.93–1.08 on Pose2Sim and 0.75–0.97 on CMU. Issue-21 flag set: recall
-1.0 (6 of 6) / keep 0.79 (38 of 48) for ``synchronise_rig``, 0.73 / 0.75 for
-``estimate_time_offsets``. Its synthetic part drawn again four times (seeds
-:data:`MORE_DRAWS`, 144 offsets, pooled): ``synchronise_rig`` recall 0.94 (16 of 17) / keep
-0.72 (92 of 127), largest error 1.6 frames; ``estimate_time_offsets`` 0.87 / 0.75.
-Keep is below the 0.95 target on every draw. (Before ``reconstruct_rig`` verified its start
-pair, 4 Dec: 1.0 / 0.87 on the set, 0.86 / 0.70 on the new draws.) The needless flags are all
-in hard synthetic cases (turning or reaching, 3–4 px, 100 frames, the person moving 0.3–1 px
-per frame), whose Cramér–Rao bound is 0.12–0.25 frame (cameras, trajectories and offsets
-unknown) while the estimates are 2–3× farther off; even with the true cameras the epipolar
-scores of :func:`geometry.offsets_with_cameras` leave RMS 0.52 frame on the set's hard clips
-(its 12 synthetic clips: keep 0.94, recall 0.67). These hard cases are chaotic: a change in the last
-bits of a score (a sum taken in another order) flips some of their flags, so the flag-set
-figures move by a few offsets between code versions that agree to 1e-12.
+Measured (full run of ``python -m benchmarks accuracy``, 5 Dec 04:18–04:34 UTC, one core; since
+5 Dec ``synchronise_rig`` ends with the continuous-time fit of :mod:`geometry.rig.sync_spline`):
+``synchronise_rig`` max offset error 0.070–0.104 frame on the five Pose2Sim cases
+(``estimate_time_offsets``: 0.33–1.28) and 0.029–0.052 on CMU (0.065–0.144); rotation ratio to
+the synchronised data 0.87–1.03 on Pose2Sim and 0.49–0.85 on CMU. Issue-21 flag set: 2 of 54
+offsets off by ≥ 0.5 frame (largest 0.73), recall 1.0 (2 of 2) / keep 0.75 (39 of 52) for
+``synchronise_rig``, 1.0 / 0.79 for ``estimate_time_offsets``. Its synthetic part drawn again
+four times (seeds :data:`MORE_DRAWS`, 144 offsets, pooled): ``synchronise_rig`` 8 off by ≥ 0.5
+(largest 0.88), recall 1.0 (8 of 8) / keep 0.63 (86 of 136); ``estimate_time_offsets`` 0.87 /
+0.75. (Before the continuous-time fit, 5 Dec 01:13: 6 of 54 off, largest 1.36, 1.0 / 0.79 on
+the set; 17 of 144 off, largest 1.58, 0.94 / 0.72 on the new draws; Pose2Sim ≤ 0.134, CMU
+≤ 0.090.) Keep is below the 0.95 target on every draw: every 100-frame turning or reaching
+clip (3–4 px noise, the person moving 0.3–1 px per frame) is flagged, mostly by the spread of
+the rig replicates (rigs from half the frames), while most of its offsets are now within half
+a frame. With the true cameras the continuous-time fit leaves those clips at 0.25 frame RMS
+and its std is honest (error/std RMS 1.16); at 0.25–0.3 frame RMS, 5–10 % of offsets land half
+a frame off by chance, and no flag can keep the rest confident and still catch those.
 """
 from __future__ import annotations
 
