@@ -9,8 +9,7 @@ Model (:func:`refine_offsets_continuous`): joint ``j`` is at ``X_j(τ) = Σ_m B_
 detection of joint ``j`` in camera ``c``'s frame ``k`` is ``π_c(X_j(k − o_c))`` plus noise of
 camera ``c``'s and joint ``j``'s level ``σ_cj`` (px; the median residual of the fit, which is
 repeated with observations beyond :data:`REJECT` ``σ_cj`` left out until the levels settle).
-The offsets
-``o`` and control points ``P`` minimise
+The offsets ``o`` and control points ``P`` minimise
 
     ``Σ ½ s² log(1 + |r/σ_cj|² / s²)  +  ½ λ (f/z)² / σ² Σ_jm |P_j,m−1 − 2 P_jm + P_j,m+1|²``
 
@@ -282,8 +281,9 @@ def refine_offsets_continuous(x, K, R, t, offsets, smoothed, *, reference: int =
     reference, inf where not refined), ``noise_px (C, J)`` (each camera's and joint's
     noise level σ, from the fit's residuals), ``iterations``, ``valid`` (False:
     nothing refined, the start returned); with ``poses`` the cameras' poses (all but the
-    reference's) are refined too and returned as ``R (C, 3, 3)``, ``t (C, 3)`` (their scale
-    is the start's only to first order: hold it yourself if it matters).
+    reference's) are refined too and returned as ``R (C, 3, 3)``, ``t (C, 3)`` (the first
+    refined camera keeps its centre, which holds the scale). Arguments are not checked here:
+    :func:`geometry.synchronise_rig` and :func:`geometry.offsets_with_cameras` call it.
     """
     C, T, J = x.shape[:3]
     o = np.asarray(offsets, np.float64) - offsets[reference]
