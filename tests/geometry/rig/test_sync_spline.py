@@ -78,3 +78,16 @@ def test_poses_refined_with_the_offsets():
     assert r["valid"] and err.max() < 0.15 and np.all(err < 4 * r["offset_std"][1:])
     assert np.allclose(r["R"][0], rig.R[0]) and np.allclose(r["t"][0], rig.t[0])
     assert geo.rotation_error_deg(r["R"][2] @ r["R"][0].T, rig.R[2] @ rig.R[0].T) < 0.3
+
+
+def test_offsets_with_cameras_continuous_option():
+    """``offsets_with_cameras(continuous=True)`` ends with the fit (cameras held): its std is
+    the fit's, and the offsets agree with calling the fit on the scores' offsets."""
+    motion, x, rig, truth = next(_clips(7, SPECS[:1]))
+    plain = geo.offsets_with_cameras(x, rig.K, rig.R, rig.t, max_offset=6)
+    r = geo.offsets_with_cameras(x, rig.K, rig.R, rig.t, max_offset=6, continuous=True)
+    direct = refine_offsets_continuous(x, rig.K, rig.R, rig.t, plain["offsets"],
+                                       geo.smooth_tracks(x))
+    assert np.allclose(r["offsets"], direct["offsets"])
+    assert np.allclose(r["offset_std"], direct["offset_std"])
+    assert np.abs(r["offsets"] - truth).max() < 0.12 and r["confident"].all()
