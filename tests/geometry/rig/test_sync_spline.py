@@ -22,7 +22,7 @@ def slow_clips():
 
 
 def test_slow_clips_closer_than_epipolar_scores(slow_clips):
-    """Measured (seed 7, 18 offsets): the scores 0.52 frame RMS (three ≥ 1.2), the fit 0.27.
+    """Measured (seed 7, 18 offsets): the scores 0.52 frame RMS (two ≥ 1.2), the fit 0.27.
     Before the paths were fitted with the offsets held, one reaching clip ran two offsets to
     the 1-frame bound (−1.14, −1.18)."""
     err, err0, std = [], [], []
