@@ -63,12 +63,13 @@ def _basis(u):
 
 
 def _diff2_band(M):
-    """Bands ``(3, M)`` of ``DᵀD`` (``D`` the second difference): ``[d, m] = (DᵀD)[m, m + d]``."""
-    D = np.zeros((M - 2, M))
-    i = np.arange(M - 2)
-    D[i, i], D[i, i + 1], D[i, i + 2] = 1.0, -2.0, 1.0
-    DtD = D.T @ D
-    return np.stack([np.pad(np.diagonal(DtD, d), (0, d)) for d in range(3)])
+    """Bands ``(3, M)`` of ``DᵀD`` (``D`` the second difference): ``[d, m] = (DᵀD)[m, m + d]``,
+    from the rows ``(1, −2, 1)`` that hold knot ``m`` (rows ``m − 2, m − 1, m`` where they
+    exist), without forming ``D``."""
+    m = np.arange(M)
+    row = lambda i: ((i >= 0) & (i <= M - 3)).astype(np.float64)        # noqa: E731
+    return np.stack([row(m - 2) + 4.0 * row(m - 1) + row(m),
+                     -2.0 * (row(m - 1) + row(m)), row(m)])
 
 
 class _Fit:
@@ -309,13 +310,14 @@ def refine_offsets_continuous(x, K, R, t, offsets, smoothed, *, reference: int =
         return fail
     R, t = np.array(R, np.float64), np.array(t, np.float64)
     posed = free if poses else []
-    fit = _Fit(x, K, R, t, np.ones((C, J)), o, cams, free, 0.0)
-    P, seen = fit.init(smoothed, o, cams, R, t)
-    if not seen.any():
-        return fail
-    x = np.where(seen[None, None, :, None], x, np.nan)      # joints too rarely triangulated
     start, it, fit, rejected = o.copy(), 0, None, None
     every = _Fit(x, K, R, t, np.ones((C, J)), start, cams, free, 0.0)
+    P, seen = every.init(smoothed, o, cams, R, t)
+    if not seen.any():
+        return fail
+    if not seen.all():                  # joints too rarely triangulated are left out
+        x = np.where(seen[None, None, :, None], x, np.nan)
+        every = _Fit(x, K, R, t, np.ones((C, J)), start, cams, free, 0.0)
     state = (P, o, R, t)
     for _ in range(3):      # noise levels and outliers from the start's residuals, then the fit's
         r, z = every.residuals(state)
