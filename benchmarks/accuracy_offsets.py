@@ -206,13 +206,11 @@ def _cmu_rows(quick, rows, notes, flags):
                  synced_rot, 6, flags)
 
 
-def _flag_cases(quick, seed=7, real=True):
-    """The issue-21 flag set: synthetic people (6 motions, 2–4 px noise, 10 % outliers,
-    100–200 frames, random delays in ±5 frames; the cases of
-    ``tests/geometry/rig/test_quality_flags.py``) and, with ``real``, the Pose2Sim balancing
-    trial with whole shifts, 90 frames. ``seed`` draws the people, delays and clips (7: the
-    set of issue 21; :data:`MORE_DRAWS` for fresh draws of the same kinds of clip). Yields
-    ``(name, x, K, truth, conf)``."""
+def _synthetic_clips(quick, seed=7):
+    """The synthetic part of the issue-21 flag set: 6 motions, 2–4 px noise, 10 % outliers,
+    100–200 frames, random delays in ±5 frames, two clips per motion (the cases of
+    ``tests/geometry/rig/test_quality_flags.py``; ``seed`` 7: the set of issue 21). Yields
+    ``(name, x, rig, truth)``, ``rig`` the true :class:`pose.Rig`."""
     import pose
     fine = 10
     rng = np.random.default_rng(seed)
@@ -228,7 +226,16 @@ def _flag_cases(quick, seed=7, real=True):
             start = int(rng.integers(6, 240 - T - 6)) * fine
             x = np.stack([people.x[c, (start + np.round((np.arange(T) + d) * fine)).astype(int)]
                           for c, d in enumerate(D)])
-            yield f"synthetic {motion} {sigma:g} px {T} frames", x, people.rig.K, -D, None
+            yield f"synthetic {motion} {sigma:g} px {T} frames", x, people.rig, -D
+
+
+def _flag_cases(quick, seed=7, real=True):
+    """The issue-21 flag set: :func:`_synthetic_clips` and, with ``real``, the Pose2Sim
+    balancing trial with whole shifts, 90 frames. ``seed`` draws the people, delays and clips
+    (7: the set of issue 21; :data:`MORE_DRAWS` for fresh draws of the same kinds of clip).
+    Yields ``(name, x, K, truth, conf)``."""
+    for name, x, rig, truth in _synthetic_clips(quick, seed):
+        yield name, x, rig.K, truth, None
     if real and (SHARED / "pose2sim_demo" / "pose2sim_demo.npz").exists():
         import geometry as geo
         x, conf, K, R, t = _pose2sim_data()
@@ -238,6 +245,70 @@ def _flag_cases(quick, seed=7, real=True):
             D = np.concatenate([[0], rng.integers(-4, 5, 3)]).astype(float)
             cs = np.nan_to_num(_shift_views(np.repeat(conf[..., None], 2, -1), D, 5, 90)[..., 0])
             yield "Pose2Sim whole shifts", _shift_views(x, D, 5, 90), K, n - D, cs
+
+
+def _session_rows(quick, rows):
+    """The synthetic part of the flag set as sessions (:func:`geometry.synchronise_session`):
+    each seed's clips share one rig, so they are one session's trials; one row for seed 7,
+    one for :data:`MORE_DRAWS` pooled (not with ``quick``)."""
+    import geometry as geo
+    sets = [("#21 flag set, synthetic part as one session (seed 7)", (7,))]
+    if not quick:
+        sets.append((f"#21 flag set, synthetic part as one session per seed "
+                     f"({', '.join(map(str, MORE_DRAWS))}), pooled", MORE_DRAWS))
+    for title, seeds in sets:
+        err, conf, t0 = [], [], time.perf_counter()
+        for seed in seeds:
+            clips = list(_synthetic_clips(quick, seed))
+            off, res, _ = geo.synchronise_session([c[1] for c in clips], clips[0][2].K,
+                                                  max_offset=6)
+            err += [np.abs(o - c[3])[1:] for o, c in zip(off, clips)]
+            conf += [r["confident"][1:] for r in res]
+        err, conf = np.concatenate(err), np.concatenate(conf)
+        off = err >= 0.5
+        rows.append({"case": title, "method": "synchronise_session confidence flags",
+                     "max_offset_err_frames": float(err.max()),
+                     "median_offset_err_frames": float(np.median(err)),
+                     "rms_offset_err_frames": float(np.sqrt(np.mean(err ** 2))),
+                     **_flag_figures(err, conf), "n_offsets": int(err.size),
+                     "n_off_by_half": int(off.sum()), "n_flagged_off": int((~conf[off]).sum()),
+                     "n_kept": int(conf[~off].sum()), "seconds": time.perf_counter() - t0})
+
+
+def _oracle_rows(quick, rows):
+    """What no flag can beat on the synthetic part of the flag set: the continuous-time fit
+    with the true cameras held and started at the true offsets (more than any
+    self-calibrating method knows), and the best flag that thresholds its std — the threshold
+    with recall ≥ 0.9 that keeps the most correct offsets confident."""
+    import geometry as geo
+    from geometry.rig.sync_spline import refine_offsets_continuous
+    seeds = (7,) if quick else (7,) + MORE_DRAWS
+    err, sd = [], []
+    t0 = time.perf_counter()
+    for seed in seeds:
+        for _, x, rig, truth in _synthetic_clips(quick, seed):
+            r = refine_offsets_continuous(x, rig.K, rig.R, rig.t, truth, geo.smooth_tracks(x))
+            err.append(np.abs(r["offsets"] - truth)[1:])
+            sd.append(r["offset_std"][1:])
+    err, sd = np.concatenate(err), np.concatenate(sd)
+    off = err >= 0.5
+    best = (np.inf, 1.0, float("nan"))            # nothing off: flag nothing
+    if off.any():
+        best = (np.nan, -1.0, np.nan)
+        for tau in np.unique(sd):
+            flag = sd >= tau
+            keep = float((~flag[~off]).mean())
+            if flag[off].mean() >= 0.9 and keep > best[1]:
+                best = (float(tau), keep, float(flag[off].mean()))
+    rows.append({"case": f"#21 flag set, synthetic part (seeds {', '.join(map(str, seeds))}), "
+                         "pooled: oracle bound",
+                 "method": "continuous fit, true cameras, started at the truth; best std "
+                           "threshold with recall >= 0.9",
+                 "max_offset_err_frames": float(err.max()),
+                 "median_offset_err_frames": float(np.median(err)),
+                 "flag_recall": best[2], "flag_keep": best[1], "std_threshold": best[0],
+                 "n_offsets": int(err.size), "n_off_by_half": int(off.sum()),
+                 "seconds": time.perf_counter() - t0})
 
 
 def _flag_rows(quick, rows):
@@ -291,6 +362,8 @@ def offset_rows(quick: bool = False) -> list[dict]:
                      **_flag_figures(err, conf),
                      "n_offsets": int(err.size), "n_off_by_half": int(off.sum())})
     _flag_rows(quick, rows)
+    _session_rows(quick, rows)
+    _oracle_rows(quick, rows)
     for r in rows:
         r.setdefault("notes", "")
     if rows and notes:

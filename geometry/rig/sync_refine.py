@@ -30,7 +30,8 @@ Confidence: the frames are cut into 10 blocks of consecutive frames; the offset 
 re-estimated (whole shifts, then the fine minimum) on :data:`HALVES` random halves of the
 blocks. Their
 spread ``/√2`` is the offset's standard deviation; ``confidence`` = P(|error| < ½ frame) under a
-normal error with that std; ``confident`` also requires that ≥ 90 % of the halves pick the same
+normal error with that std; ``confident`` needs ``confidence`` ≥
+:data:`geometry.rig.sync.CONFIDENT_P` (0.99) and also requires that ≥ 90 % of the halves pick the same
 whole-frame neighbourhood (within one frame) and that the score has a real minimum (its depth
 below the far shifts' median at least :data:`MIN_DEPTH`).
 """
@@ -40,7 +41,7 @@ import numpy as np
 
 from ..common.checks import check_int
 from ..common.validate import as_points, check_positive
-from .sync import check_offset_inputs, confidence_from_std, temporal_outliers
+from .sync import CONFIDENT_P, check_offset_inputs, confidence_from_std, temporal_outliers
 from .sync_curves import BLOCKS, _Curves, _pair_F, _pair_scale
 
 __all__ = ["offsets_with_cameras", "smooth_tracks"]
@@ -311,9 +312,10 @@ def offsets_with_cameras(x, K, R, t, offsets=None, *, max_offset: int = 10, refe
 def _with_std(est, sd, agreement, free):
     """``est`` (a dict as :func:`offsets_with_cameras` returns) with ``offset_std``,
     ``agreement``, ``confidence`` and ``confident`` replaced where ``free (C,)`` is True:
-    ``confident`` = P(|error| < ½) ≥ 0.9, ``agreement`` ≥ 0.9 and ``depth`` ≥ MIN_DEPTH."""
+    ``confident`` = P(|error| < ½) ≥ :data:`geometry.rig.sync.CONFIDENT_P`, ``agreement`` ≥ 0.9
+    and ``depth`` ≥ MIN_DEPTH."""
     conf = confidence_from_std(sd)
-    ok = (conf >= 0.9) & (agreement >= 0.9) & (est["depth"] >= MIN_DEPTH)
+    ok = (conf >= CONFIDENT_P) & (agreement >= 0.9) & (est["depth"] >= MIN_DEPTH)
     return dict(est, offset_std=np.where(free, sd, est["offset_std"]),
                 agreement=np.where(free, agreement, est["agreement"]),
                 confidence=np.where(free, conf, est["confidence"]),
