@@ -258,9 +258,9 @@ def _session_rows(quick, rows):
         err, conf, t0 = [], [], time.perf_counter()
         for seed in seeds:
             clips = list(_synthetic_clips(quick, seed))
-            off, res, _ = geo.synchronise_session([c[1] for c in clips], clips[0][2].K,
-                                                  max_offset=6)
-            err += [np.abs(o - c[3])[1:] for o, c in zip(off, clips)]
+            offsets, res, _ = geo.synchronise_session([c[1] for c in clips], clips[0][2].K,
+                                                      max_offset=6)
+            err += [np.abs(o - c[3])[1:] for o, c in zip(offsets, clips)]
             conf += [r["confident"][1:] for r in res]
         err, conf = np.concatenate(err), np.concatenate(conf)
         off = err >= 0.5

@@ -89,8 +89,8 @@ HALVES = 20            # random halves (of the blocks) in the agreement
 QUANTISATION_STD = 1.0 / np.sqrt(12.0)   # std of rounding a uniform offset to whole frames
 STD_INFLATION = 1.0    # half-sample std × this = reported std (1: measured on synthetic people)
 # ``confident`` needs P(|error| < ½ frame) ≥ this. With an honest std, 0.9 let every offset with
-# a std up to 0.30 frame pass, 6–10 % of which land half a frame off: the flag then missed most
-# of them (synchronise_session on issue 21's clips: 1 of 3 flagged; this function 0.87 of 55)
+# a std up to 0.30 frame pass, 6–10 % of which land half a frame off: the flag then missed many
+# of them (issue 21's clips: synchronise_session flagged 1 of 3; this function 48 of 55)
 CONFIDENT_P = 0.99
 
 

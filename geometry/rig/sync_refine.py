@@ -28,10 +28,9 @@ Method (:func:`geometry.synchronise_rig`, in :mod:`geometry.rig.sync_joint`; ste
 
 Confidence: the frames are cut into 10 blocks of consecutive frames; the offset is
 re-estimated (whole shifts, then the fine minimum) on :data:`HALVES` random halves of the
-blocks. Their
-spread ``/√2`` is the offset's standard deviation; ``confidence`` = P(|error| < ½ frame) under a
-normal error with that std; ``confident`` needs ``confidence`` ≥
-:data:`geometry.rig.sync.CONFIDENT_P` (0.99) and also requires that ≥ 90 % of the halves pick the same
+blocks. Their spread ``/√2`` is the offset's standard deviation; ``confidence`` = P(|error| <
+½ frame) under a normal error with that std; ``confident`` needs ``confidence`` ≥
+:data:`geometry.rig.sync.CONFIDENT_P` (0.99) and also that ≥ 90 % of the halves pick the same
 whole-frame neighbourhood (within one frame) and that the score has a real minimum (its depth
 below the far shifts' median at least :data:`MIN_DEPTH`).
 """
