@@ -27,8 +27,8 @@ import numpy as np
 
 from ..common.checks import check_int
 from .sync import apply_time_offsets, estimate_time_offsets, shift_frames
-from .sync_refine import (BLOCKS, _check_common, _finite, offsets_with_cameras, smooth_tracks,
-                          _with_std)
+from .sync_refine import (BLOCKS, _check_common, _finite, offsets_with_cameras, _refit_continuous,
+                          smooth_tracks, _with_std)
 
 __all__ = ["SyncedRig", "synchronise_rig", "synchronise_session"]
 
@@ -194,20 +194,11 @@ def _continuous(x, conf, xs_smooth, off, est, rec, K, seed, rig_options, referen
 
 
 def _refined(x, xs_smooth, off, est, cams, reference):
-    """``(offsets, est)`` of one trial refined in continuous time from the cameras ``cams``
-    (poses refined too; :func:`geometry.rig.sync_spline.refine_offsets_continuous`), ``est``
-    with its Gauss–Newton std where the fit refined an offset; None where it refined none."""
-    from .sync_spline import refine_offsets_continuous
-    r = refine_offsets_continuous(x, cams.K, cams.R, cams.t, off, xs_smooth,
-                                  reference=reference, camera_valid=cams.camera_valid,
-                                  poses=True)
-    free = np.isfinite(r["offset_std"]) & np.isfinite(est["offset_std"]) & \
-        (np.arange(len(off)) != reference)
-    if not r["valid"] or not free.any():
-        return None
-    new = np.where(free, r["offsets"], off)
-    sd = np.where(free, r["offset_std"], est["offset_std"])
-    return new, _with_std(dict(est, offsets=new), sd, est["agreement"], free)
+    """``(offsets, est)`` of one trial refined in continuous time from ``off`` and the cameras
+    ``cams`` (poses refined too) where ``est`` has a finite std; None where none was refined."""
+    free = np.isfinite(est["offset_std"]) & (np.arange(len(off)) != reference)
+    return _refit_continuous(x, xs_smooth, cams.K, cams.R, cams.t, cams.camera_valid, off, est,
+                            free, reference, poses=True)
 
 
 def _with_rig_replicates(est, x, conf, xs_smooth, off, K, seed, rig_options, max_offset,

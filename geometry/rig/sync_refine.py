@@ -297,15 +297,30 @@ def offsets_with_cameras(x, K, R, t, offsets=None, *, max_offset: int = 10, refe
         res["agreement"][free] = agree[:, free].mean(0)
         res = _with_std(res, res["offset_std"], res["agreement"], np.isin(np.arange(C), free))
     if continuous and smooth > 0:
-        from .sync_spline import refine_offsets_continuous
-        r = refine_offsets_continuous(x, K, R, t, res["offsets"], xs, reference=reference,
-                                      camera_valid=cv)
-        done = np.isfinite(r["offset_std"]) & np.isin(np.arange(C), free)
-        if r["valid"] and done.any():
-            res["offsets"] = np.where(done, r["offsets"], res["offsets"])
-            res = _with_std(res, np.where(done, r["offset_std"], res["offset_std"]),
-                            res["agreement"], done)
+        refined = _refit_continuous(x, xs, K, R, t, cv, res["offsets"], res,
+                                   np.isin(np.arange(C), free), reference)
+        if refined is not None:
+            res = refined[1]
     return dict(res, shifts=shifts, cost=cost)
+
+
+def _refit_continuous(x, xs, K, R, t, camera_valid, offsets, est, candidates, reference,
+                     poses=False):
+    """``(offsets (C,), est)`` refined in continuous time from ``offsets``
+    (:func:`geometry.rig.sync_spline.refine_offsets_continuous` of the raw ``x`` with the
+    smoothed ``xs``, cameras ``K, R, t``; ``poses``: their poses refined too) where
+    ``candidates (C,)`` and the fit refined the offset: there ``est`` (a dict as
+    :func:`offsets_with_cameras` returns) takes the fit's offsets and Gauss–Newton std.
+    None where the fit refined none."""
+    from .sync_spline import refine_offsets_continuous
+    r = refine_offsets_continuous(x, K, R, t, offsets, xs, reference=reference,
+                                  camera_valid=camera_valid, poses=poses)
+    done = np.isfinite(r["offset_std"]) & candidates
+    if not r["valid"] or not done.any():
+        return None
+    new = np.where(done, r["offsets"], offsets)
+    sd = np.where(done, r["offset_std"], est["offset_std"])
+    return new, _with_std(dict(est, offsets=new), sd, est["agreement"], done)
 
 
 def _with_std(est, sd, agreement, free):
